@@ -1,0 +1,84 @@
+"""System checks for the configurations that silently hold events back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import SETTING_NAME, get_settings, setting_errors
+
+MIDDLEWARE_PATH = "django_sse.middleware.EventStreamMiddleware"
+
+#: Middleware known to compress responses (and so to hold events back).
+COMPRESSION_MIDDLEWARE = frozenset(
+    {
+        "django.middleware.gzip.GZipMiddleware",
+        "compression_middleware.middleware.CompressionMiddleware",
+        "django_brotli.middleware.BrotliMiddleware",
+    }
+)
+
+#: Above this many seconds between heartbeats, common proxy read timeouts (60 s) cut idle streams.
+MAX_SAFE_HEARTBEAT = 55
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E001-E003: ``DJANGO_SSE`` is a dict of known keys with valid values; W002: heartbeat."""
+    raw = getattr(settings, SETTING_NAME, {})
+    messages: list[CheckMessage] = [
+        Error(message, hint="See the django-sse settings documentation.", id=code)
+        for code, message in setting_errors(raw)
+    ]
+    if messages:
+        return messages
+    heartbeat = get_settings().heartbeat
+    if heartbeat is None or heartbeat > MAX_SAFE_HEARTBEAT:
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['HEARTBEAT'] is {heartbeat!r}: proxies such as nginx close a stream "
+                "after 60 s without data, and WSGI servers notice a client has gone only when a write fails.",
+                hint=f"Use a heartbeat of at most {MAX_SAFE_HEARTBEAT} seconds (the default is 15).",
+                id="django_sse.W002",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E004, E005, W001: ``EventStreamMiddleware`` is installed, below any compression middleware."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    compressors = [(i, path) for i, path in enumerate(middleware) if path in COMPRESSION_MIDDLEWARE]
+    if MIDDLEWARE_PATH not in middleware:
+        if compressors:
+            return [
+                Error(
+                    f"{compressors[0][1]} compresses text/event-stream responses, which holds events back, "
+                    f"and {MIDDLEWARE_PATH} is not in MIDDLEWARE to prevent it.",
+                    hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE, below {compressors[0][1]!r}.",
+                    id="django_sse.E005",
+                )
+            ]
+        return [
+            Warning(
+                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: a hand-built StreamingHttpResponse with "
+                "content type text/event-stream will not stream per event under ASGI.",
+                hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE.",
+                id="django_sse.W001",
+            )
+        ]
+    ours = middleware.index(MIDDLEWARE_PATH)
+    return [
+        Error(
+            f"{path} comes after {MIDDLEWARE_PATH} in MIDDLEWARE, so it compresses event streams "
+            "before the middleware can stop it, which holds events back.",
+            hint=f"Move {MIDDLEWARE_PATH!r} below {path!r} (later in the list).",
+            id="django_sse.E004",
+        )
+        for i, path in compressors
+        if i > ours
+    ]

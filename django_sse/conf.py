@@ -1,0 +1,75 @@
+"""The ``DJANGO_SSE`` setting: read, validated and defaulted in this one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+__all__ = ["DEFAULTS", "SETTING_NAME", "SSESettings", "get_settings", "setting_errors"]
+
+SETTING_NAME = "DJANGO_SSE"
+
+
+def _positive_number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0)
+
+
+def _non_negative_int_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+#: key -> (default, validator, what a valid value is)
+_SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
+    "HEARTBEAT": (15.0, _positive_number_or_none, "a positive number of seconds, or None to disable"),
+    "RETRY": (3000, _non_negative_int_or_none, "a non-negative int (milliseconds), or None to send none"),
+}
+
+DEFAULTS: Mapping[str, Any] = {key: spec[0] for key, spec in _SCHEMA.items()}
+
+
+@dataclass(frozen=True)
+class SSESettings:
+    """The effective ``DJANGO_SSE`` settings."""
+
+    heartbeat: float | None
+    retry: int | None
+
+
+def setting_errors(raw: object) -> list[tuple[str, str]]:
+    """Every problem with a ``DJANGO_SSE`` value as ``(check id, message)``; empty if valid."""
+    if not isinstance(raw, Mapping):
+        return [("django_sse.E001", f"{SETTING_NAME} must be a dict, got {type(raw).__name__}.")]
+    errors = []
+    valid = ", ".join(sorted(_SCHEMA))
+    for key, value in raw.items():
+        if key not in _SCHEMA:
+            message = f"{SETTING_NAME} has an unknown key {key!r}; valid keys are: {valid}."
+            errors.append(("django_sse.E002", message))
+        elif not _SCHEMA[key][1](value):
+            message = f"{SETTING_NAME}[{key!r}] must be {_SCHEMA[key][2]}, got {value!r}."
+            errors.append(("django_sse.E003", message))
+    return errors
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> SSESettings:
+    """Return the validated settings; raise ``ImproperlyConfigured`` if they are invalid."""
+    raw = getattr(settings, SETTING_NAME, {})
+    errors = setting_errors(raw)
+    if errors:
+        raise ImproperlyConfigured(" ".join(message for _, message in errors))
+    values = {**DEFAULTS, **raw}
+    return SSESettings(heartbeat=values["HEARTBEAT"], retry=values["RETRY"])
+
+
+@receiver(setting_changed)
+def _clear_cache(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        get_settings.cache_clear()

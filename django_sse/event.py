@@ -1,0 +1,105 @@
+"""The SSE wire format: the one place where events become bytes.
+
+Follows the WHATWG HTML "Server-sent events" section: UTF-8, LF line
+endings, one ``data:`` line per line of data, a blank line to dispatch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+__all__ = ["HEARTBEAT", "Event", "encode", "encode_comment", "encode_retry"]
+
+# The spec accepts CRLF, CR and LF as line ends; str.splitlines() would also
+# split on U+2028, form feeds and others, which the spec treats as data.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+#: A comment line: browsers ignore it, proxies and dead sockets notice it.
+HEARTBEAT = b":\n\n"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One server-sent event.
+
+    ``data`` that is not a ``str`` is JSON-encoded with Django's
+    ``DjangoJSONEncoder``; ``None`` means "no data field". ``id`` may be given
+    as an ``int``; it is kept as ``str``. Invalid fields raise ``ValueError``
+    (or ``TypeError`` for a wrong type) naming the field, at construction.
+    """
+
+    data: Any = None
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+    comment: str | None = None
+    _encoded: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.id, int) and not isinstance(self.id, bool):
+            object.__setattr__(self, "id", str(self.id))
+        _check_line("event", self.event, forbid_nul=False)
+        _check_line("id", self.id, forbid_nul=True)
+        if self.retry is not None and (
+            not isinstance(self.retry, int) or isinstance(self.retry, bool) or self.retry < 0
+        ):
+            raise ValueError(f"Event.retry must be a non-negative int (milliseconds), got {self.retry!r}")
+        if self.comment is not None and not isinstance(self.comment, str):
+            raise TypeError(f"Event.comment must be a str, got {type(self.comment).__name__}")
+        if all(v is None for v in (self.data, self.event, self.id, self.retry, self.comment)):
+            raise ValueError("Event needs at least one of data, event, id, retry or comment")
+        # Encoded once, so publishing to many clients costs one encoding.
+        object.__setattr__(self, "_encoded", self._encode())
+
+    def encode(self) -> bytes:
+        """Return the event in wire format, ending with the blank line that dispatches it."""
+        return self._encoded
+
+    def _encode(self) -> bytes:
+        lines: list[str] = []
+        if self.comment is not None:
+            lines += [f": {line}" if line else ":" for line in _LINE_BREAK.split(self.comment)]
+        if self.event is not None:
+            lines.append(f"event: {self.event}")
+        if self.id is not None:
+            lines.append(f"id: {self.id}")
+        if self.retry is not None:
+            lines.append(f"retry: {self.retry}")
+        if self.data is not None:
+            text = self.data if isinstance(self.data, str) else json.dumps(self.data, cls=DjangoJSONEncoder)
+            lines += [f"data: {line}" for line in _LINE_BREAK.split(text)]
+        return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def _check_line(name: str, value: object, *, forbid_nul: bool) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"Event.{name} must be a str, got {type(value).__name__}")
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"Event.{name} must not contain CR or LF: {value!r}")
+    if forbid_nul and "\0" in value:
+        # Browsers silently ignore an id containing NUL.
+        raise ValueError(f"Event.{name} must not contain NUL: {value!r}")
+
+
+def encode(item: object) -> bytes:
+    """Encode what a stream yields: an ``Event``, or anything else as an event's ``data``."""
+    if isinstance(item, Event):
+        return item.encode()
+    return Event(data=item).encode()
+
+
+def encode_comment(text: str = "") -> bytes:
+    """Encode a comment block (ignored by clients)."""
+    return Event(comment=text).encode()
+
+
+def encode_retry(milliseconds: int) -> bytes:
+    """Encode a bare ``retry:`` field: sets the client's reconnection delay, fires no event."""
+    return Event(retry=milliseconds).encode()

@@ -1,0 +1,29 @@
+"""Settings of the project the server tests run: GZip on, daphne installed (so runserver is ASGI)."""
+
+import os
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+ROOT_URLCONF = "tests.project.urls"
+USE_TZ = True
+INSTALLED_APPS = ["daphne", "django.contrib.contenttypes", "django.contrib.auth", "django_sse"]
+MIDDLEWARE = [
+    "django.middleware.gzip.GZipMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django_sse.middleware.EventStreamMiddleware",
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("SSE_TEST_DB", ":memory:"),
+    }
+}
+ASGI_APPLICATION = "tests.project.asgi.application"
+DJANGO_SSE = {"HEARTBEAT": 15}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

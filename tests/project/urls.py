@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("sync/", views.SyncStream.as_view()),
+    path("async/", views.AsyncStream.as_view()),
+    path("sync/fast-heartbeat/", views.SyncStream.as_view(heartbeat=0.5)),
+    path("async/fast-heartbeat/", views.AsyncStream.as_view(heartbeat=0.5)),
+    path("plain/sync/", views.plain_sync),
+    path("plain/async/", views.plain_async),
+    path("ping/", views.ping),
+    path("stats/", views.stats),
+]
