@@ -41,6 +41,8 @@ THREAD_PREFIX = "django-sse"
 
 
 class Signal(enum.Enum):
+    """What ``get()`` returns instead of an item."""
+
     IDLE = "idle"
     END = "end"
 
@@ -67,6 +69,7 @@ class AsyncSource:
         raise NotImplementedError
 
     async def get(self, timeout: float | None) -> Any:
+        """The next item, ``IDLE`` after ``timeout`` seconds without one, or ``END``."""
         if self._pending is None:
             self._pending = asyncio.ensure_future(self._start())
         done, _ = await asyncio.wait({self._pending}, timeout=timeout)
@@ -76,6 +79,7 @@ class AsyncSource:
         return future.result()
 
     async def aclose(self) -> None:
+        """Close the iterable (a sync one once its item in progress is produced)."""
         raise NotImplementedError
 
 
@@ -184,6 +188,7 @@ class SyncSource:
         raise NotImplementedError
 
     def get(self, timeout: float | None) -> Any:
+        """The next item, ``IDLE`` after ``timeout`` seconds without one, or ``END``."""
         if self._pending is None:
             self._pending = self._start()
         done, _ = concurrent.futures.wait([self._pending], timeout=timeout)
@@ -193,6 +198,7 @@ class SyncSource:
         return future.result()
 
     def close(self) -> None:
+        """Close the iterable (a sync one once its item in progress is produced); does not wait."""
         raise NotImplementedError
 
 

@@ -29,13 +29,17 @@ class Event:
 
     ``data`` that is not a ``str`` is JSON-encoded with Django's
     ``DjangoJSONEncoder``; ``None`` means "no data field". ``id`` may be given
-    as an ``int``; it is kept as ``str``. Invalid fields raise ``ValueError``
-    (or ``TypeError`` for a wrong type) naming the field, at construction.
+    as an ``int``; it is kept as ``str``. At construction, a field of the
+    wrong type (or ``data`` that cannot be JSON-encoded) raises ``TypeError``
+    and an invalid value (CR or LF in ``event`` or ``id``, NUL in ``id``, a
+    negative ``retry``, no field at all) raises ``ValueError``; the message
+    names the field.
     """
 
     data: Any = None
     event: str | None = None
-    id: str | None = None
+    #: Given as ``str`` or ``int``; always kept as ``str``.
+    id: str | int | None = None
     retry: int | None = None
     comment: str | None = None
     _encoded: bytes = field(init=False, repr=False, compare=False)
@@ -45,10 +49,11 @@ class Event:
             object.__setattr__(self, "id", str(self.id))
         _check_line("event", self.event, forbid_nul=False)
         _check_line("id", self.id, forbid_nul=True)
-        if self.retry is not None and (
-            not isinstance(self.retry, int) or isinstance(self.retry, bool) or self.retry < 0
-        ):
-            raise ValueError(f"Event.retry must be a non-negative int (milliseconds), got {self.retry!r}")
+        if self.retry is not None:
+            if not isinstance(self.retry, int) or isinstance(self.retry, bool):
+                raise TypeError(f"Event.retry must be an int (milliseconds), got {type(self.retry).__name__}")
+            if self.retry < 0:
+                raise ValueError(f"Event.retry must not be negative, got {self.retry}")
         if self.comment is not None and not isinstance(self.comment, str):
             raise TypeError(f"Event.comment must be a str, got {type(self.comment).__name__}")
         if all(v is None for v in (self.data, self.event, self.id, self.retry, self.comment)):
@@ -71,9 +76,16 @@ class Event:
         if self.retry is not None:
             lines.append(f"retry: {self.retry}")
         if self.data is not None:
-            text = self.data if isinstance(self.data, str) else json.dumps(self.data, cls=DjangoJSONEncoder)
+            text = self.data if isinstance(self.data, str) else _to_json(self.data)
             lines += [f"data: {line}" for line in _LINE_BREAK.split(text)]
         return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def _to_json(data: object) -> str:
+    try:
+        return json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"Event.data must be a str or JSON-serialisable: {exc}") from exc
 
 
 def _check_line(name: str, value: object, *, forbid_nul: bool) -> None:

@@ -23,7 +23,9 @@ class EventStreamMiddleware:
       :class:`~django_sse.EventStreamResponse`: a sync iterator is no longer
       collected into a list under ASGI, headers go out at once, heartbeats
       are added.
-    - ``Cache-Control: no-cache`` (unless set) and ``X-Accel-Buffering: no``.
+    - Streaming responses get ``Cache-Control: no-cache`` (unless set) and
+      ``X-Accel-Buffering: no``. A non-streaming ``text/event-stream``
+      response is complete anyway; it is only kept from being compressed.
 
     Place it below ``GZipMiddleware`` (and any other compression middleware)
     in ``MIDDLEWARE``; ``manage.py check`` reports it otherwise.
@@ -43,6 +45,7 @@ class EventStreamMiddleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        """Handle a request in the mode (sync or async) of the rest of the chain."""
         if self.async_mode:
             return self.__acall__(request)
         return self.process_response(request, self.get_response(request))  # type: ignore[arg-type]
@@ -51,6 +54,7 @@ class EventStreamMiddleware:
         return self.process_response(request, await self.get_response(request))  # type: ignore[misc]
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """Return ``response``, made to deliver per event if it is an event stream."""
         if not is_event_stream(response):
             return response
         # Compression middleware reads Accept-Encoding when the response

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from typing import Any
 
 from django.http import HttpResponseBase, StreamingHttpResponse
@@ -34,6 +42,10 @@ class EventStreamResponse(StreamingHttpResponse):
     first event; a comment heartbeat follows every ``heartbeat`` seconds
     without an event. Served by an ASGI or a WSGI server, either kind of
     iterable streams one event at a time.
+
+    ``retry`` (milliseconds) and ``heartbeat`` (seconds) default to the
+    ``DJANGO_SSE`` setting; ``None`` disables either. ``status`` and
+    ``headers`` are as for any Django response.
     """
 
     def __init__(
@@ -71,7 +83,11 @@ class EventStreamResponse(StreamingHttpResponse):
         # the thread that runs it.
         iterator = response._iterator  # type: ignore[attr-defined]
         own_close = getattr(iterator, "close", None)
-        adopted._resource_closers = [c for c in response._resource_closers if c != own_close]
+        adopted._resource_closers = [  # type: ignore[attr-defined]
+            c
+            for c in response._resource_closers  # type: ignore[attr-defined]
+            if c != own_close
+        ]
         adopted._prepare(
             iterator, adopted.make_bytes, preamble=encode_comment(), heartbeat=get_settings().heartbeat
         )
@@ -90,52 +106,37 @@ class EventStreamResponse(StreamingHttpResponse):
         self._encoder = encoder
         self._preamble = preamble
         self._heartbeat = heartbeat
-        self._chunks: Iterator[bytes] | None = None
+        self._chunks: Generator[bytes, None, None] | None = None
         self.is_async = bridge.is_async_iterable(source)
 
     # Django's StreamingHttpResponse API, for middleware that wraps the stream.
 
     @property
-    def streaming_content(self) -> Iterator[bytes] | AsyncIterator[bytes]:  # type: ignore[override]
-        return self.__aiter__() if self.is_async else self._sync_chunks()
+    def streaming_content(self) -> Iterator[bytes] | AsyncIterator[bytes]:
+        """The encoded stream, for middleware that wraps it; setting it sends the wrapper's chunks as-is."""
+        return self.__aiter__() if self.is_async else _sync_chunks(*self._state())
 
     @streaming_content.setter
     def streaming_content(self, value: Iterable[Any] | AsyncIterable[Any]) -> None:
         # A wrapper of our own chunks: heartbeats and preamble are in it already.
         self._prepare(value, self.make_bytes, preamble=b"", heartbeat=None)
 
-    def _set_streaming_content(self, value: Any) -> None:
-        # Called by StreamingHttpResponse.__init__ with an empty tuple; the
-        # real source is set by _prepare.
-        pass
+    def _state(self) -> tuple[Any, Callable[[Any], bytes], bytes, float | None]:
+        # Bound when iteration is requested, so that a middleware that wraps
+        # streaming_content and sets it back does not make the stream read itself.
+        return self._source, self._encoder, self._preamble, self._heartbeat
 
     # Consumed by servers: ASGI through __aiter__, WSGI through __iter__.
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._preamble:
-            yield self._preamble
-        source = bridge.async_source(self._source)
-        try:
-            while (item := await source.get(self._heartbeat)) is not bridge.END:
-                yield HEARTBEAT if item is bridge.IDLE else self._encoder(item)
-        finally:
-            await source.aclose()
+    def __aiter__(self) -> AsyncGenerator[bytes, None]:
+        return _async_chunks(*self._state())
 
     def __iter__(self) -> Iterator[bytes]:
-        self._chunks = self._sync_chunks()
+        self._chunks = _sync_chunks(*self._state())
         return self._chunks
 
-    def _sync_chunks(self) -> Iterator[bytes]:
-        if self._preamble:
-            yield self._preamble
-        source = bridge.sync_source(self._source)
-        try:
-            while (item := source.get(self._heartbeat)) is not bridge.END:
-                yield HEARTBEAT if item is bridge.IDLE else self._encoder(item)
-        finally:
-            source.close()
-
     def close(self) -> None:
+        """Close the stream (the generator too) and send ``request_finished``."""
         # WSGI servers call close() when the client has gone; the generator
         # they were iterating is ours to close.
         if self._chunks is not None:
@@ -143,7 +144,34 @@ class EventStreamResponse(StreamingHttpResponse):
         super().close()
 
     def getvalue(self) -> bytes:
+        """Refused: an event stream may never end."""
         raise AttributeError("An event stream may never end: iterate over it instead of calling getvalue().")
+
+
+async def _async_chunks(
+    events: Any, encoder: Callable[[Any], bytes], preamble: bytes, heartbeat: float | None
+) -> AsyncGenerator[bytes, None]:
+    if preamble:
+        yield preamble
+    source = bridge.async_source(events)
+    try:
+        while (item := await source.get(heartbeat)) is not bridge.END:
+            yield HEARTBEAT if item is bridge.IDLE else encoder(item)
+    finally:
+        await source.aclose()
+
+
+def _sync_chunks(
+    events: Any, encoder: Callable[[Any], bytes], preamble: bytes, heartbeat: float | None
+) -> Generator[bytes, None, None]:
+    if preamble:
+        yield preamble
+    source = bridge.sync_source(events)
+    try:
+        while (item := source.get(heartbeat)) is not bridge.END:
+            yield HEARTBEAT if item is bridge.IDLE else encoder(item)
+    finally:
+        source.close()
 
 
 def _set_stream_headers(response: HttpResponseBase) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
 from django.http import HttpRequest
@@ -23,7 +23,9 @@ class EventStreamView(View):
     """
 
     http_method_names = ["get"]
+    #: Milliseconds a client waits before reconnecting, sent first; ``None`` sends none.
     retry: int | None = DEFAULT
+    #: Seconds without an event before a comment heartbeat is sent; ``None`` disables heartbeats.
     heartbeat: float | None = DEFAULT
 
     def stream(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Iterable[Any] | AsyncIterable[Any]:
@@ -31,8 +33,12 @@ class EventStreamView(View):
         raise NotImplementedError(f"{type(self).__name__} must define a stream() generator.")
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> EventStreamResponse:
+        """Answer with an :class:`~django_sse.EventStreamResponse` over ``stream()``."""
         events = self.stream(request, *args, **kwargs)
-        if not (hasattr(events, "__iter__") or hasattr(events, "__aiter__")):
+        # A str, bytes or dict is iterable too, but streaming it item by item is never what was meant.
+        if isinstance(events, (str, bytes, Mapping)) or not (
+            hasattr(events, "__iter__") or hasattr(events, "__aiter__")
+        ):
             raise TypeError(
                 f"{type(self).__name__}.stream() must be a generator or return an iterable, "
                 f"not {type(events).__name__}."

@@ -22,5 +22,5 @@ class PingConsumer(AsyncHttpConsumer):
 
 
 application = ProtocolTypeRouter(
-    {"http": URLRouter([path("consumer/", PingConsumer.as_asgi()), re_path(r"", django_asgi_app)])}
+    {"http": URLRouter([path("consumer/", PingConsumer.as_asgi()), re_path(r"", django_asgi_app)])}  # type: ignore[arg-type]
 )

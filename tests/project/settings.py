@@ -7,7 +7,13 @@ DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 ROOT_URLCONF = "tests.project.urls"
 USE_TZ = True
-INSTALLED_APPS = ["daphne", "django.contrib.contenttypes", "django.contrib.auth", "django_sse"]
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_sse",
+    "tests.project",
+]
 MIDDLEWARE = [
     "django.middleware.gzip.GZipMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -67,8 +67,10 @@ def plain_sync(request):
     def gen():
         try:
             time.sleep(first)
-            for i in range(count):
+            i = 0
+            while i != count:
                 yield _event(i).encode()
+                i += 1
                 time.sleep(interval)
         finally:
             _count(f"finally:{token}")
@@ -82,8 +84,10 @@ def plain_async(request):
     async def gen():
         try:
             await asyncio.sleep(first)
-            for i in range(count):
+            i = 0
+            while i != count:
                 yield _event(i).encode()
+                i += 1
                 await asyncio.sleep(interval)
         finally:
             _count(f"finally:{token}")

@@ -1,0 +1,61 @@
+"""What a client sees of a stream, with the time each part arrived."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from httpx_sse import EventSource, ServerSentEvent
+
+# What a browser sends, so that GZip would compress if nothing stopped it.
+BROWSER_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "gzip, deflate, br"}
+
+
+@dataclass
+class Received:
+    headers: httpx.Headers
+    status: int
+    started: float  # when the request was sent
+    headers_at: float  # when the response headers arrived
+    events: list[tuple[float, ServerSentEvent]] = field(default_factory=list)
+
+    def data(self) -> list[dict]:
+        return [json.loads(sse.data) for _, sse in self.events]
+
+
+def read_events(url: str, count: int, *, timeout: float = 15.0) -> Received:
+    """Read ``count`` events (fewer if the stream ends), recording arrival times; then disconnect."""
+    with httpx.Client(timeout=timeout) as client:
+        started = time.time()
+        with client.stream("GET", url, headers=BROWSER_HEADERS) as response:
+            received = Received(response.headers, response.status_code, started, time.time())
+            for sse in EventSource(response).iter_sse():
+                if sse.data == "" and sse.event == "message":
+                    continue  # the retry:/comment preamble, which a browser does not dispatch either
+                received.events.append((time.time(), sse))
+                if len(received.events) >= count:
+                    break
+    return received
+
+
+def first_chunk_delay(url: str, *, timeout: float = 15.0) -> tuple[float, float, bytes]:
+    """Seconds until the headers and until the first body bytes arrive, and those bytes."""
+    with httpx.Client(timeout=timeout) as client:
+        started = time.time()
+        with client.stream("GET", url, headers=BROWSER_HEADERS) as response:
+            headers_at = time.time()
+            chunk = next(response.iter_raw())
+            return headers_at - started, time.time() - started, chunk
+
+
+def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from django_sse.checks import check_middleware, check_settings
+
+GZIP = "django.middleware.gzip.GZipMiddleware"
+OURS = "django_sse.middleware.EventStreamMiddleware"
+COMMON = "django.middleware.common.CommonMiddleware"
+
+
+def ids(messages):
+    return [m.id for m in messages]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({}, []),
+        ({"HEARTBEAT": 10, "RETRY": 0}, []),
+        ([("HEARTBEAT", 1)], ["django_sse.E001"]),
+        ({"HEARTBEET": 1}, ["django_sse.E002"]),
+        ({"HEARTBEAT": "15"}, ["django_sse.E003"]),
+        ({"HEARTBEAT": 0}, ["django_sse.E003"]),
+        ({"HEARTBEAT": True}, ["django_sse.E003"]),
+        ({"RETRY": -5}, ["django_sse.E003"]),
+        ({"RETRY": 2.5}, ["django_sse.E003"]),
+        ({"HEARTBEAT": 120}, ["django_sse.W002"]),
+        ({"HEARTBEAT": None}, ["django_sse.W002"]),
+        ({"X": 1, "RETRY": "a"}, ["django_sse.E002", "django_sse.E003"]),
+    ],
+)
+def test_setting_checks(settings, value, expected):
+    settings.DJANGO_SSE = value
+    assert ids(check_settings()) == expected
+
+
+def test_unknown_key_message_names_the_key_and_the_valid_ones(settings):
+    settings.DJANGO_SSE = {"RETRIES": 3}
+    [error] = check_settings()
+    assert "'RETRIES'" in error.msg and "HEARTBEAT, RETRY" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("middleware", "expected"),
+    [
+        ([GZIP, COMMON, OURS], []),
+        ([OURS], []),
+        ([OURS, GZIP], ["django_sse.E004"]),
+        ([COMMON, OURS, COMMON, GZIP], ["django_sse.E004"]),
+        ([GZIP, COMMON], ["django_sse.E005"]),
+        ([COMMON], ["django_sse.W001"]),
+    ],
+)
+def test_middleware_checks(settings, middleware, expected):
+    settings.MIDDLEWARE = middleware
+    assert ids(check_middleware()) == expected
+
+
+def test_manage_py_check_fails_on_errors(settings):
+    settings.MIDDLEWARE = [OURS, GZIP]
+    with pytest.raises(SystemCheckError, match=r"(?s)django_sse\.E004.*HINT: Move"):
+        call_command("check")
+
+
+def test_the_test_project_passes(settings):
+    call_command("check")
