@@ -1,0 +1,8 @@
+"""ASGI entry point (daphne, uvicorn): ``daphne example_project.asgi:application``."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+application = get_asgi_application()

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from example_project.demo import views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("events/clock/", views.ClockStream.as_view(), name="clock"),
+    path("events/job/", views.JobStream.as_view(), name="job"),
+]
