@@ -26,19 +26,18 @@ def free_port() -> int:
 
 def _commands(port: int) -> dict[str, list[str]]:
     bind = f"127.0.0.1:{port}"
+    daphne = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
     gunicorn = [str(BIN / "gunicorn"), "-b", bind, "--workers", "1", "tests.project.wsgi:application"]
     return {
-        "daphne": [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "tests.project.asgi:application"],
+        "daphne": [*daphne, "tests.project.asgi:application"],
         # daphne is in INSTALLED_APPS, so runserver is daphne's ASGI runserver.
+        "daphne-demo": [*daphne, "example_project.asgi:application"],
         "runserver": [sys.executable, "manage.py", "runserver", bind, "--noreload", "--skip-checks"],
         "uvicorn": [
             sys.executable, "-m", "uvicorn", "tests.project.asgi:application",
             "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
         ],
-        "channels": [
-            str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-            "tests.project.channels_asgi:application",
-        ],
+        "channels": [*daphne, "tests.project.channels_asgi:application"],
         "gunicorn-sync": [*gunicorn, "--worker-class", "sync"],
         "gunicorn-gthread": [*gunicorn, "--worker-class", "gthread", "--threads", "16"],
     }  # fmt: skip
@@ -81,14 +80,20 @@ class Server:
                 self.process.wait(timeout=10)
 
 
-def start(name: str, *, ready_timeout: float = 30.0) -> Server:
-    """Start server ``name`` and wait (bounded) until it answers."""
+def start(
+    name: str,
+    *,
+    extra_args: tuple[str, ...] = (),
+    settings: str = "tests.project.settings",
+    ready_path: str = "/ping/",
+    ready_timeout: float = 30.0,
+) -> Server:
+    """Start server ``name`` and wait (bounded) until ``ready_path`` answers."""
     port = free_port()
     log_fd, log_name = tempfile.mkstemp(prefix=f"sse-{name}-", suffix=".log")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.project.settings", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        _commands(port)[name], cwd=ROOT, env=env, stdout=log_fd, stderr=subprocess.STDOUT
-    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONUNBUFFERED": "1"}
+    command = _commands(port)[name] + list(extra_args)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_fd, stderr=subprocess.STDOUT)
     os.close(log_fd)
     server = Server(name, port, process, Path(log_name))
     deadline = time.monotonic() + ready_timeout
@@ -96,7 +101,7 @@ def start(name: str, *, ready_timeout: float = 30.0) -> Server:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(server.url("/ping/"), timeout=1).status_code == 200:
+            if httpx.get(server.url(ready_path), timeout=1).status_code == 200:
                 return server
         except httpx.HTTPError:
             time.sleep(0.1)
