@@ -1,8 +1,29 @@
 """Server-Sent Events for Django: every event reaches the client the moment it is yielded."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .event import Event
 from .response import EventStreamResponse
-from .views import EventStreamView
 
-__all__ = ["Event", "EventStreamResponse", "EventStreamView"]
+if TYPE_CHECKING:
+    from .publishing import apublish, publish
+    from .views import EventStreamView
+
+__all__ = ["Event", "EventStreamResponse", "EventStreamView", "apublish", "publish"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # These use the models, which cannot be imported before the app registry is ready,
+    # and this package is imported while INSTALLED_APPS is being read.
+    if name == "EventStreamView":
+        from .views import EventStreamView
+
+        return EventStreamView
+    if name in ("publish", "apublish"):
+        from . import publishing
+
+        return getattr(publishing, name)
+    raise AttributeError(f"module 'django_sse' has no attribute {name!r}")

@@ -11,3 +11,6 @@ class DjangoSSEConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
+        from .shutdown import install
+
+        install()

@@ -25,10 +25,41 @@ def _non_negative_int_or_none(value: Any) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _positive_int_or_none(value: Any) -> bool:
+    return value is None or _positive_int(value)
+
+
+def _positive_number(value: Any) -> bool:
+    return value is not None and _positive_number_or_none(value)
+
+
+def _dotted_path(value: Any) -> bool:
+    return isinstance(value, str) and "." in value
+
+
 #: key -> (default, validator, what a valid value is)
 _SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "HEARTBEAT": (15.0, _positive_number_or_none, "a positive number of seconds, or None to disable"),
     "RETRY": (3000, _non_negative_int_or_none, "a non-negative int (milliseconds), or None to send none"),
+    "BACKEND": (
+        "django_sse.backends.embedded.EmbeddedBackend",
+        _dotted_path,
+        "a dotted path to a backend class",
+    ),
+    "HISTORY": (True, lambda v: isinstance(v, bool), "True or False"),
+    "HISTORY_MAX_EVENTS": (10_000, _positive_int_or_none, "a positive int, or None for no limit"),
+    "HISTORY_MAX_AGE": (
+        86_400,
+        _positive_number_or_none,
+        "a positive number of seconds, or None for no limit",
+    ),
+    "MAX_CHANNELS": (20, _positive_int, "a positive int"),
+    "CLIENT_BUFFER": (1000, _positive_int, "a positive int (events)"),
+    "POLL_INTERVAL": (1.0, _positive_number, "a positive number of seconds"),
 }
 
 DEFAULTS: Mapping[str, Any] = {key: spec[0] for key, spec in _SCHEMA.items()}
@@ -40,6 +71,13 @@ class SSESettings:
 
     heartbeat: float | None
     retry: int | None
+    backend: str
+    history: bool
+    history_max_events: int | None
+    history_max_age: float | None
+    max_channels: int
+    client_buffer: int
+    poll_interval: float
 
 
 def setting_errors(raw: object) -> list[tuple[str, str]]:
@@ -66,10 +104,13 @@ def get_settings() -> SSESettings:
     if errors:
         raise ImproperlyConfigured(" ".join(message for _, message in errors))
     values = {**DEFAULTS, **raw}
-    return SSESettings(heartbeat=values["HEARTBEAT"], retry=values["RETRY"])
+    return SSESettings(**{key.lower(): value for key, value in values.items()})
 
 
 @receiver(setting_changed)
 def _clear_cache(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTING_NAME:
         get_settings.cache_clear()
+        from .backends import reset_backend
+
+        reset_backend()

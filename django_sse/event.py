@@ -6,6 +6,7 @@ endings, one ``data:`` line per line of data, a blank line to dispatch.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-__all__ = ["HEARTBEAT", "Event", "encode", "encode_comment", "encode_retry"]
+__all__ = ["HEARTBEAT", "Event", "EventParser", "encode", "encode_comment", "encode_retry"]
 
 # The spec accepts CRLF, CR and LF as line ends; str.splitlines() would also
 # split on U+2028, form feeds and others, which the spec treats as data.
@@ -61,6 +62,12 @@ class Event:
         # Encoded once, so publishing to many clients costs one encoding.
         object.__setattr__(self, "_encoded", self._encode())
 
+    def data_text(self) -> str | None:
+        """``data`` as the text clients receive (JSON for non-``str``), or ``None``."""
+        if self.data is None or isinstance(self.data, str):
+            return self.data
+        return _to_json(self.data)
+
     def encode(self) -> bytes:
         """Return the event in wire format, ending with the blank line that dispatches it."""
         return self._encoded
@@ -75,8 +82,8 @@ class Event:
             lines.append(f"id: {self.id}")
         if self.retry is not None:
             lines.append(f"retry: {self.retry}")
-        if self.data is not None:
-            text = self.data if isinstance(self.data, str) else _to_json(self.data)
+        text = self.data_text()
+        if text is not None:
             lines += [f"data: {line}" for line in _LINE_BREAK.split(text)]
         return ("\n".join(lines) + "\n\n").encode("utf-8")
 
@@ -115,3 +122,66 @@ def encode_comment(text: str = "") -> bytes:
 def encode_retry(milliseconds: int) -> bytes:
     """Encode a bare ``retry:`` field: sets the client's reconnection delay, fires no event."""
     return Event(retry=milliseconds).encode()
+
+
+class EventParser:
+    """Reads a stream the way a browser's ``EventSource`` does (for tests and diagnostics).
+
+    ``feed()`` takes bytes as they arrive and returns the events they
+    complete, as browsers dispatch them: events with data only, each with the
+    stream's last event id at the time. Comments, ``retry`` and id-only blocks
+    update state without producing an event; ``retry`` and ``last_event_id``
+    keep the latest values.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._started = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._data: list[str] = []
+        self._event = ""
+        self._id_buffer = ""
+        self.last_event_id = ""
+        self.retry: int | None = None
+        self.comments = 0
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        text = self._pending + self._decoder.decode(chunk)
+        if not self._started and text:
+            self._started = True
+            text = text.removeprefix("\ufeff")
+        # A CR at the end may be the first half of a CRLF: keep it for the next chunk.
+        lines = _LINE_BREAK.split(text[:-1] if text.endswith("\r") else text)
+        self._pending = lines.pop() + ("\r" if text.endswith("\r") else "")
+        events = []
+        for line in lines:
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _line(self, line: str) -> Event | None:
+        if line == "":
+            return self._dispatch()
+        if line.startswith(":"):
+            self.comments += 1
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._id_buffer = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry = int(value)
+        return None
+
+    def _dispatch(self) -> Event | None:
+        self.last_event_id = self._id_buffer
+        data, event = self._data, self._event
+        self._data, self._event = [], ""
+        if not data:
+            return None
+        return Event(data="\n".join(data), event=event or "message", id=self.last_event_id or None)

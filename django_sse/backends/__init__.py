@@ -1,0 +1,42 @@
+"""Fan-out backends: the embedded default, or one that spans processes and machines."""
+
+from __future__ import annotations
+
+import threading
+
+from django.utils.module_loading import import_string
+
+from ..conf import get_settings
+from .base import BaseBackend
+
+__all__ = ["BaseBackend", "close_backend", "get_backend", "reset_backend"]
+
+_lock = threading.Lock()
+_backend: BaseBackend | None = None
+
+
+def get_backend() -> BaseBackend:
+    """This process's backend, as configured by ``DJANGO_SSE['BACKEND']``."""
+    global _backend
+    with _lock:
+        if _backend is None:
+            conf = get_settings()
+            _backend = import_string(conf.backend)(conf)
+        return _backend
+
+
+def close_backend(reason: str) -> None:
+    """End the streams of the backend, if one was started."""
+    with _lock:
+        backend = _backend
+    if backend is not None:
+        backend.close(reason)
+
+
+def reset_backend() -> None:
+    """Forget the backend (after a settings change in tests)."""
+    global _backend
+    with _lock:
+        if _backend is not None:
+            _backend.close("backend reset")
+        _backend = None

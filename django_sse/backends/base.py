@@ -1,0 +1,47 @@
+"""The fan-out interface every backend implements."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from ..conf import SSESettings
+from ..event import Event
+from ..fanout import Hub, Subscription
+
+__all__ = ["BaseBackend"]
+
+
+class BaseBackend(ABC):
+    """Delivers published events to the subscribed streams of this process.
+
+    ``publish`` is called after the event is stored (with history on), with
+    its id assigned; a backend must deliver events to each subscription in id
+    order. ``subscribe`` registers a stream and tells from which id on it
+    will receive events: every event with a greater id, none with a smaller.
+    """
+
+    def __init__(self, settings: SSESettings) -> None:
+        self.settings = settings
+        self.hub = Hub()
+
+    @abstractmethod
+    def publish(self, channel: str, event: Event) -> Event:
+        """Deliver ``event`` to every subscriber of ``channel``; return it as delivered.
+
+        With history on, ``event`` is stored and has its id. With history
+        off it has none, and the backend gives it one, increasing in the
+        order of delivery.
+        """
+
+    @abstractmethod
+    def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
+        """Register a subscription for a stream running on ``loop``; return it and its start id.
+
+        Called from a thread (it may query the database), not from ``loop``.
+        """
+
+    def close(self, reason: str = "server shutting down") -> None:
+        """End every subscribed stream of this process, so that its client reconnects and replays."""
+        self.hub.close_all(reason)

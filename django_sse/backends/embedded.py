@@ -1,0 +1,109 @@
+"""The embedded default: in-process fan-out, with the database as history and as the link between
+processes on one machine."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import threading
+from collections.abc import Sequence
+
+from django.db import close_old_connections, connections, router, transaction
+
+from .. import history
+from ..bridge import THREAD_PREFIX
+from ..event import Event
+from ..fanout import Subscription
+from ..models import StoredEvent
+from .base import BaseBackend
+
+__all__ = ["EmbeddedBackend"]
+
+logger = logging.getLogger("django_sse")
+
+_BATCH = 500
+# Past this many channels, reading every new event is cheaper than naming them all in SQL.
+_MAX_FILTERED_CHANNELS = 500
+
+
+class EmbeddedBackend(BaseBackend):
+    """One process's streams, fed by one dispatcher thread that reads new events from the database.
+
+    A publish in this process wakes the dispatcher at once; one in another
+    process (a management command, another server process) is found by the
+    dispatcher's poll every ``POLL_INTERVAL`` seconds while streams are open.
+    Reading by id in the order ids were committed keeps every stream in
+    order, with nothing skipped. With history off there is no database:
+    events go straight to this process's streams, and never to another's.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._position: int | None = None  # the highest id handed to the hub
+        self._thread: threading.Thread | None = None
+        self._counter = itertools.count(1)  # ids without history
+
+    def publish(self, channel: str, event: Event) -> Event:
+        if self.settings.history:
+            # Wake the dispatcher once the event is visible to it.
+            transaction.on_commit(self._wake.set, using=router.db_for_write(StoredEvent))
+            return event
+        with self._lock:  # ids in the order of delivery
+            self._position = next(self._counter)
+            event = dataclasses.replace(event, id=str(self._position))
+            self.hub.deliver([(channel, event)])
+        return event
+
+    def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
+        subscription = Subscription(self.hub, channels, self.settings.client_buffer, loop)
+        with self._lock:
+            if self.settings.history and (self._position is None or not len(self.hub)):
+                # Nobody was listening, so the dispatcher has not kept up: start from now.
+                self._position = history.newest_id()
+            elif self._position is None:
+                self._position = 0
+            if self.settings.history and self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._dispatch, name=f"{THREAD_PREFIX}-dispatcher", daemon=True
+                )
+                self._thread.start()
+            self.hub.add(subscription)
+            return subscription, self._position
+
+    def _dispatch(self) -> None:
+        while True:
+            self._wake.wait(self.settings.poll_interval)
+            self._wake.clear()
+            if not len(self.hub):
+                continue
+            try:
+                self._deliver_new_events()
+            except Exception:
+                logger.exception("django-sse: reading new events failed; retrying")
+            finally:
+                close_old_connections()
+
+    def _deliver_new_events(self) -> None:
+        while True:
+            channels = self.hub.channels()
+            wanted = sorted(channels) if len(channels) <= _MAX_FILTERED_CHANNELS else None
+            start = self._position
+            assert start is not None
+            batch = history.events_after(wanted, start, _BATCH)
+            if not batch:
+                return
+            with self._lock:
+                if self._position != start:  # a subscribe() moved the start meanwhile: read again
+                    continue
+                self.hub.deliver(batch)
+                self._position = int(batch[-1][1].id or 0)
+            if len(batch) < _BATCH:
+                return
+
+    def close(self, reason: str = "server shutting down") -> None:
+        super().close(reason)
+        connections.close_all()

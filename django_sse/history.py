@@ -1,0 +1,105 @@
+"""History in the project's database: ids, storage, replay and pruning."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from .event import Event
+from .models import PublishLock, StoredEvent
+
+__all__ = ["Resume", "events_after", "newest_id", "parse_last_event_id", "prune", "resume", "store"]
+
+# Ids are positive 64-bit integers written in ASCII digits, as we issue them.
+_ID = re.compile(r"[0-9]{1,19}")
+_MAX_ID = 2**63 - 1
+
+
+def store(channel: str, event: Event) -> Event:
+    """Store ``event`` for ``channel``; return it with its new id.
+
+    Ids are committed in the order they are given: SQLite lets one writer in
+    at a time, and elsewhere publishers first lock the ``PublishLock`` row.
+    So a reader that has seen id N has seen every id below N.
+    """
+    using = router.db_for_write(StoredEvent)
+    with transaction.atomic(using=using):
+        if transaction.get_connection(using).features.has_select_for_update:
+            PublishLock.objects.using(using).select_for_update().filter(id=1).exists()
+        row = StoredEvent.objects.using(using).create(
+            channel=channel, event=event.event, data=event.data_text()
+        )
+    return Event(data=row.data, event=row.event, id=str(row.id))
+
+
+def _to_event(row: StoredEvent) -> tuple[str, Event]:
+    return row.channel, Event(data=row.data, event=row.event, id=str(row.id))
+
+
+def events_after(channels: Sequence[str] | None, after: int, limit: int) -> list[tuple[str, Event]]:
+    """Up to ``limit`` stored ``(channel, event)`` pairs with ids above ``after``, oldest first.
+
+    ``channels=None`` means every channel.
+    """
+    rows = StoredEvent.objects.filter(id__gt=after).order_by("id")
+    if channels is not None:
+        rows = rows.filter(channel__in=channels)
+    return [_to_event(row) for row in rows[:limit]]
+
+
+def newest_id() -> int:
+    """The highest id issued so far that is still stored, or 0."""
+    return StoredEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """The id a client sent back, or ``None`` if it is not one we could have issued."""
+    if value is None or not _ID.fullmatch(value):
+        return None
+    number = int(value)
+    return number if 0 <= number <= _MAX_ID else None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a reconnecting stream resumes: after ``after``, or a reset with ``reason``."""
+
+    after: int | None
+    reason: str = ""
+
+
+def resume(last_event_id: str | None, position: int) -> Resume:
+    """Decide how a stream that has seen ids up to ``position`` live resumes ``last_event_id``."""
+    after = parse_last_event_id(last_event_id)
+    if after is None:
+        return Resume(None, "malformed")
+    if after > position:
+        return Resume(None, "unknown")  # not issued here (yet): another database, or a reset one
+    oldest = StoredEvent.objects.order_by("id").values_list("id", flat=True).first()
+    # Pruning deletes a prefix of ids: if the oldest kept is beyond after + 1, some are gone.
+    if after < position and (oldest is None or oldest > after + 1):
+        return Resume(None, "expired")
+    return Resume(after)
+
+
+def prune(*, max_events: int | None, max_age: datetime.timedelta | None) -> int:
+    """Delete the oldest events beyond ``max_events`` or older than ``max_age``; return how many.
+
+    Always a prefix of ids, so that a gap in history can be told apart from a pruned past.
+    """
+    cutoff = 0
+    if max_events is not None:
+        kept = StoredEvent.objects.order_by("-id").values_list("id", flat=True)[max_events : max_events + 1]
+        cutoff = max(cutoff, next(iter(kept), 0))
+    if max_age is not None:
+        old = StoredEvent.objects.filter(created__lt=timezone.now() - max_age).order_by("-id")
+        cutoff = max(cutoff, old.values_list("id", flat=True).first() or 0)
+    if not cutoff:
+        return 0
+    deleted, _ = StoredEvent.objects.filter(id__lte=cutoff).delete()
+    return deleted

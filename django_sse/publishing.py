@@ -1,0 +1,59 @@
+"""``publish`` and ``apublish``: send an event to every stream watching a channel."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import threading
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from . import history
+from .backends import get_backend
+from .channel_names import validate_channel
+from .conf import get_settings
+from .event import Event
+
+__all__ = ["apublish", "prune_history", "publish"]
+
+#: History is pruned in passing once every this many publishes of a process.
+PRUNE_EVERY = 100
+
+_publishes = itertools.count(1)
+_prune_lock = threading.Lock()
+
+
+def publish(channel: str, data: Any, *, event: str | None = None) -> Event:
+    """Publish ``data`` (a ``str``, or anything JSON-serialisable) on ``channel``.
+
+    With history on (the default) the event is stored first, so a client
+    that reconnects gets it too. Returns the published :class:`Event` with
+    its ``id``. Raises ``ValueError`` for a bad channel name or event name.
+    Callable from any sync code: views, signals, commands, threads. Inside
+    a transaction, streams see the event once the transaction commits.
+    """
+    validate_channel(channel)
+    new = Event(data=data, event=event)
+    if get_settings().history:
+        new = history.store(channel, new)
+        if next(_publishes) % PRUNE_EVERY == 0:
+            prune_history()
+    return get_backend().publish(channel, new)
+
+
+async def apublish(channel: str, data: Any, *, event: str | None = None) -> Event:
+    """``publish`` for async code."""
+    return await sync_to_async(publish)(channel, data, event=event)
+
+
+def prune_history() -> int:
+    """Apply the ``HISTORY_MAX_EVENTS`` and ``HISTORY_MAX_AGE`` settings now; return events deleted."""
+    conf = get_settings()
+    max_age = None if conf.history_max_age is None else datetime.timedelta(seconds=conf.history_max_age)
+    if not _prune_lock.acquire(blocking=False):
+        return 0  # another thread of this process is pruning already
+    try:
+        return history.prune(max_events=conf.history_max_events, max_age=max_age)
+    finally:
+        _prune_lock.release()
