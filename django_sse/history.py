@@ -74,12 +74,12 @@ class Resume:
 
 
 def resume(last_event_id: str | None, position: int) -> Resume:
-    """Decide how a stream that has seen ids up to ``position`` live resumes ``last_event_id``."""
+    """Decide how a stream resumes ``last_event_id``; its live events start after ``position``."""
     after = parse_last_event_id(last_event_id)
     if after is None:
         return Resume(None, "malformed")
-    if after > position:
-        return Resume(None, "unknown")  # not issued here (yet): another database, or a reset one
+    if after > max(position, newest_id()):
+        return Resume(None, "unknown")  # not issued here: another database, or a reset one
     oldest = StoredEvent.objects.order_by("id").values_list("id", flat=True).first()
     # Pruning deletes a prefix of ids: if the oldest kept is beyond after + 1, some are gone.
     if after < position and (oldest is None or oldest > after + 1):

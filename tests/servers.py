@@ -18,6 +18,38 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+_database: Path | None = None
+
+
+def environment(settings: str = "tests.project.settings") -> dict[str, str]:
+    """The environment of every process a test starts: the same migrated SQLite file for all of
+    them (one per test process), so that history and ids are shared as on one machine."""
+    global _database
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONUNBUFFERED": "1"}
+    if _database is None:
+        path = Path(tempfile.mkdtemp(prefix="sse-db-")) / "db.sqlite3"
+        command = [sys.executable, "manage.py", "migrate", "--no-input", "--verbosity", "0"]
+        migrate_env = {**env, "SSE_TEST_DB": str(path), "DJANGO_SETTINGS_MODULE": "tests.project.settings"}
+        subprocess.run(command, cwd=ROOT, env=migrate_env, check=True, timeout=120)
+        _database = path
+    env["SSE_TEST_DB"] = str(_database)
+    return env
+
+
+def manage(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a management command of the test project in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment(), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def start_publisher(channels: str, count: int, interval: float) -> subprocess.Popen[str]:
+    """Start tests/publisher.py; its stdout lists "<id> <channel> <seq>" per event published."""
+    command = [sys.executable, "-m", "tests.publisher", channels, str(count), str(interval)]
+    return subprocess.Popen(command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, text=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -87,11 +119,12 @@ def start(
     settings: str = "tests.project.settings",
     ready_path: str = "/ping/",
     ready_timeout: float = 30.0,
+    port: int | None = None,
 ) -> Server:
     """Start server ``name`` and wait (bounded) until ``ready_path`` answers."""
-    port = free_port()
+    port = port or free_port()
     log_fd, log_name = tempfile.mkstemp(prefix=f"sse-{name}-", suffix=".log")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONUNBUFFERED": "1"}
+    env = environment(settings)
     command = _commands(port)[name] + list(extra_args)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_fd, stderr=subprocess.STDOUT)
     os.close(log_fd)

@@ -25,11 +25,11 @@ class Received:
         return [json.loads(sse.data) for _, sse in self.events]
 
 
-def read_events(url: str, count: int, *, timeout: float = 15.0) -> Received:
+def read_events(url: str, count: int, *, timeout: float = 15.0, headers: dict | None = None) -> Received:
     """Read ``count`` events (fewer if the stream ends), recording arrival times; then disconnect."""
     with httpx.Client(timeout=timeout) as client:
         started = time.time()
-        with client.stream("GET", url, headers=BROWSER_HEADERS) as response:
+        with client.stream("GET", url, headers={**BROWSER_HEADERS, **(headers or {})}) as response:
             received = Received(response.headers, response.status_code, started, time.time())
             for sse in EventSource(response).iter_sse():
                 if sse.data == "" and sse.event == "message":

@@ -23,10 +23,17 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SSE_TEST_DB", ":memory:"),
+        # Publishers and streams in several processes share the file: WAL lets readers and one
+        # writer work at once, IMMEDIATE takes the write lock up front, timeout waits for it.
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
     }
 }
 ASGI_APPLICATION = "tests.project.asgi.application"
-DJANGO_SSE = {"HEARTBEAT": 15}
+DJANGO_SSE = {"HEARTBEAT": 15, "POLL_INTERVAL": 0.2, "CLIENT_BUFFER": 100, "MAX_CHANNELS": 5}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -11,4 +11,9 @@ urlpatterns = [
     path("plain/async/", views.plain_async),
     path("ping/", views.ping),
     path("stats/", views.stats),
+    path("channels/<str:names>/", views.Channels.as_view(retry=200)),
+    path("mixed/<str:names>/", views.Mixed.as_view()),
+    path("publish/<str:channel>/", views.publish_view),
+    path("sse-stats/", views.sse_stats),
+    path("browser/", views.browser_page),
 ]

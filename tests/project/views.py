@@ -7,8 +7,10 @@ import time
 
 from django.core.signals import request_finished, request_started
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
-from django_sse import Event, EventStreamView
+from django_sse import Event, EventStreamView, publish
+from django_sse.backends import get_backend
 from django_sse.bridge import THREAD_PREFIX
 
 COUNTERS: collections.Counter[str] = collections.Counter()
@@ -102,3 +104,54 @@ def ping(request):
 def stats(request):
     threads = [t.name for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
     return JsonResponse({"counters": dict(COUNTERS), "sse_threads": threads})
+
+
+# Channels
+
+
+class Channels(EventStreamView):
+    """Streams the comma-separated channels in the URL; channels named secret* are forbidden."""
+
+    def get_channels(self, request, names):
+        return names.split(",")
+
+    def has_channel_permission(self, request, channel):
+        return not channel.startswith("secret")
+
+
+class Mixed(Channels):
+    """A snapshot first, then its own ticks interleaved with live channel events."""
+
+    def initial_events(self, request, *args, **kwargs):
+        yield Event(event="snapshot", data={"state": "initial"})
+
+    async def stream(self, request, *args, **kwargs):
+        for i in range(1000):
+            await asyncio.sleep(0.05)
+            yield Event(event="tick", data={"i": i})
+
+
+@csrf_exempt
+def publish_view(request, channel):
+    """Publishes n events in this server process: {"seq": i, "t": publish time, "pad": size bytes}."""
+    count, size = int(request.GET.get("n", "1")), int(request.GET.get("size", "0"))
+    ids = [publish(channel, {"seq": i, "t": time.time(), "pad": "x" * size}).id for i in range(count)]
+    return JsonResponse({"ids": ids})
+
+
+def sse_stats(request):
+    backend = get_backend()
+    return JsonResponse({"slow_clients": backend.hub.slow_clients, "subscribers": len(backend.hub)})
+
+
+def browser_page(request):
+    return HttpResponse(BROWSER_PAGE, content_type="text/html")
+
+
+BROWSER_PAGE = """<!doctype html><title>sse</title><script>
+window.received = []; window.opens = 0; window.resets = 0;
+const source = new EventSource("/channels/browser/");
+source.onopen = () => { window.opens += 1; };
+source.onmessage = (e) => { window.received.push(JSON.parse(e.data).seq); };
+source.addEventListener("reset", () => { window.resets += 1; });
+</script>"""
