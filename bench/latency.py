@@ -8,37 +8,20 @@ latency is the difference (client and server share the machine's clock). See ben
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import platform
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
 from importlib.metadata import version
-from pathlib import Path
-from typing import IO
 
 import httpx
+from harness import serve
 from httpx_sse import connect_sse
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-APP = "benchproject.asgi:application"
 SSE = "benchproject.settings"  # GZipMiddleware + EventStreamMiddleware
 PLAIN = "benchproject.settings_plain"  # no django-sse, no GZip: plain Django at its best
-
-SERVERS: dict[str, Callable[[int], list[str]]] = {
-    "daphne": lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), APP],
-    "uvicorn": lambda port: [
-        *(sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)),
-        *("--log-level", "warning", "--no-access-log", APP),
-    ],
-}
+SERVERS = ("daphne", "uvicorn")
 
 BASELINE = "plain async (baseline)"
 #: (label, settings module, path); every row is compared with BASELINE on the same server.
@@ -51,52 +34,6 @@ STREAMS: list[tuple[str, str, str]] = [
     ("plain sync (no django-sse)", PLAIN, "/plain/sync/"),
 ]
 WARMUP_EVENTS = 5
-READY_ATTEMPTS = 200  # x 0.1 s
-STOP_TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _log_tail(log: IO[bytes]) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-3000:]
-
-
-@contextlib.contextmanager
-def serve(server: str, settings: str) -> Iterator[str]:
-    """Run ``server`` with ``settings`` on a free 127.0.0.1 port; yield its base URL."""
-    port = free_port()
-    pythonpath = os.pathsep.join([str(BENCH_DIR), str(REPO_ROOT)])
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "PYTHONPATH": pythonpath}
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(SERVERS[server](port), cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
-        try:
-            with httpx.Client(trust_env=False, timeout=1.0) as client:
-                for _ in range(READY_ATTEMPTS):
-                    if proc.poll() is not None:
-                        break
-                    with contextlib.suppress(httpx.TransportError):
-                        if client.get(f"{base}/ping/").status_code == 200:
-                            break
-                    time.sleep(0.1)
-                else:
-                    raise RuntimeError(f"{server} not ready on {base}:\n{_log_tail(log)}")
-            if proc.poll() is not None:
-                raise RuntimeError(f"{server} exited with {proc.returncode}:\n{_log_tail(log)}")
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
 
 
 def measure(client: httpx.Client, url: str, n: int, interval: float) -> tuple[list[float], str]:
@@ -142,13 +79,13 @@ def main() -> None:
     for server in SERVERS:
         for settings in (SSE, PLAIN):
             with (
-                serve(server, settings) as base,
+                serve(server, settings) as running,
                 httpx.Client(trust_env=False, timeout=timeout, headers=headers) as client,
             ):
                 for label, stream_settings, path in STREAMS:
                     if stream_settings == settings:
-                        measure(client, base + path, WARMUP_EVENTS, interval)
-                        results[server, label] = measure(client, base + path, n, interval)
+                        measure(client, running.base + path, WARMUP_EVENTS, interval)
+                        results[server, label] = measure(client, running.base + path, n, interval)
 
     row = "{:<8} {:<30} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9}  {}"
     print(row.format("server", "stream", "n", "p50 ms", "p99 ms", "max ms", "p50/base", "p99/base", "gzip"))

@@ -39,8 +39,8 @@ class Event:
 
     data: Any = None
     event: str | None = None
-    #: Given as ``str`` or ``int``; always kept as ``str``.
-    id: str | int | None = None
+    #: A ``str``; an ``int`` given here is converted to one.
+    id: str | None = None
     retry: int | None = None
     comment: str | None = None
     _encoded: bytes = field(init=False, repr=False, compare=False)

@@ -82,11 +82,13 @@ class Hub:
         self.slow_clients = 0
 
     def add(self, subscription: Subscription) -> None:
+        """Start delivering the subscription's channels to it."""
         with self._lock:
             for channel in subscription.channels:
                 self._by_channel[channel].add(subscription)
 
     def remove(self, subscription: Subscription) -> None:
+        """Stop delivering to the subscription (idempotent)."""
         with self._lock:
             for channel in subscription.channels:
                 subscribers = self._by_channel.get(channel)
@@ -129,6 +131,7 @@ class Hub:
                 self.remove(subscription)
 
     def count_slow_client(self, subscription: Subscription) -> None:
+        """Drop an overflowed subscription; log it and count it in ``slow_clients``."""
         self.remove(subscription)
         with self._lock:
             self.slow_clients += 1

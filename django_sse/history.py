@@ -41,12 +41,16 @@ def _to_event(row: StoredEvent) -> tuple[str, Event]:
     return row.channel, Event(data=row.data, event=row.event, id=str(row.id))
 
 
-def events_after(channels: Sequence[str] | None, after: int, limit: int) -> list[tuple[str, Event]]:
+def events_after(
+    channels: Sequence[str] | None, after: int, limit: int, *, until: int | None = None
+) -> list[tuple[str, Event]]:
     """Up to ``limit`` stored ``(channel, event)`` pairs with ids above ``after``, oldest first.
 
-    ``channels=None`` means every channel.
+    ``channels=None`` means every channel; ``until`` is the highest id wanted.
     """
     rows = StoredEvent.objects.filter(id__gt=after).order_by("id")
+    if until is not None:
+        rows = rows.filter(id__lte=until)
     if channels is not None:
         rows = rows.filter(channel__in=channels)
     return [_to_event(row) for row in rows[:limit]]

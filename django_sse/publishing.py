@@ -19,6 +19,8 @@ __all__ = ["apublish", "prune_history", "publish"]
 
 #: History is pruned in passing once every this many publishes of a process.
 PRUNE_EVERY = 100
+#: The longest event type history stores.
+MAX_EVENT_TYPE_LENGTH = 200
 
 _publishes = itertools.count(1)
 _prune_lock = threading.Lock()
@@ -29,12 +31,16 @@ def publish(channel: str, data: Any, *, event: str | None = None) -> Event:
 
     With history on (the default) the event is stored first, so a client
     that reconnects gets it too. Returns the published :class:`Event` with
-    its ``id``. Raises ``ValueError`` for a bad channel name or event name.
+    its ``id``. Raises ``ValueError`` for a bad channel name or event type
+    (CR or LF, or longer than 200 characters), ``TypeError`` for data that
+    cannot be JSON-encoded or an event type that is not a ``str``.
     Callable from any sync code: views, signals, commands, threads. Inside
     a transaction, streams see the event once the transaction commits.
     """
     validate_channel(channel)
     new = Event(data=data, event=event)
+    if event is not None and len(event) > MAX_EVENT_TYPE_LENGTH:
+        raise ValueError(f"An event type may be at most {MAX_EVENT_TYPE_LENGTH} characters long (history).")
     if get_settings().history:
         new = history.store(channel, new)
         if next(_publishes) % PRUNE_EVERY == 0:

@@ -9,15 +9,19 @@ history. The server's own handler is then called as before.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
 __all__ = ["install"]
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Longest wait, in seconds, for streams to end before the server's own handler runs.
+GRACE = 2.0
 
 
 def install() -> None:
@@ -32,14 +36,33 @@ def install() -> None:
 
 def _chain(previous: Any) -> Any:
     def handler(signum: int, frame: FrameType | None) -> None:
-        from .backends import close_backend
+        from .backends import close_backend, open_subscriptions
 
         close_backend("server shutting down")
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_DFL:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop here (a WSGI worker): the server waits for its threads
+            _call(previous, signum, frame)
+            return
+        # The streams end on this loop: let them finish writing before the server stops it
+        # (daphne's reactor drops connections it has not flushed), for at most GRACE seconds.
+        deadline = time.monotonic() + GRACE
+
+        def when_streams_ended() -> None:
+            if open_subscriptions() and time.monotonic() < deadline:
+                loop.call_later(0.05, when_streams_ended)
+            else:
+                loop.call_later(0.05, _call, previous, signum, frame)
+
+        loop.call_soon(when_streams_ended)
 
     handler.django_sse = True  # type: ignore[attr-defined]
     return handler
+
+
+def _call(previous: Any, signum: int, frame: FrameType | None) -> None:
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)

@@ -13,7 +13,7 @@ skipped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -71,7 +71,7 @@ async def channel_stream(
     last_event_id: str | None,
     *,
     own: Iterable[Any] | AsyncIterable[Any] | None,
-    initial: Iterable[Any] | AsyncIterable[Any] | None,
+    initial: Callable[[], Iterable[Any] | AsyncIterable[Any]] | None,
     reset_event: str,
 ) -> AsyncIterator[Any]:
     """The items of a stream subscribed to ``channels``; see the module docstring."""
@@ -99,7 +99,7 @@ async def channel_stream(
             else:
                 yield Event(id=str(position))  # sets the client's Last-Event-ID without firing an event
             if initial is not None:
-                async for item in _checked(initial):
+                async for item in _checked(await sync_to_async(initial)()):
                     yield item
         # Only live events have ids: _checked() refuses them on the view's own events.
         live = _live(subscription) if own is None else merge(_live(subscription), _checked(own))

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.core.signals import request_finished
+from django.db import close_old_connections
+
 from . import bridge
-from .event import Event, EventParser
+from .event import Event, EventParser, encode
+from .response import EventStreamResponse
 
 __all__ = ["aread_events", "read_events"]
 
@@ -15,6 +21,7 @@ class _Reader:
     def __init__(self, count: int, timeout: float) -> None:
         self.parser, self.count, self.timeout = EventParser(), count, timeout
         self.events: list[Event] = []
+        self.encoder: Callable[[Any], bytes] = encode
         self.deadline = time.monotonic() + timeout
 
     def wanted(self) -> bool:
@@ -23,40 +30,63 @@ class _Reader:
     def time_left(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
 
-    def take(self, chunk: Any) -> None:
-        if chunk is bridge.IDLE:
+    def take(self, item: Any) -> None:
+        if item is bridge.IDLE:
             raise TimeoutError(f"{len(self.events)} of {self.count} events arrived within {self.timeout} s")
-        if chunk is bridge.END:
+        if item is bridge.END:
             raise AssertionError(f"the stream ended after {len(self.events)} of {self.count} events")
-        self.events += self.parser.feed(chunk)
+        self.events += self.parser.feed(self.encoder(item))
+
+
+def _reader(response: Any, count: int, timeout: float) -> tuple[_Reader, Any]:
+    if not isinstance(response, EventStreamResponse):
+        raise TypeError(f"Expected an EventStreamResponse, got {type(response).__name__}.")
+    # The response's own events, not its chunks: they can be closed at once from here.
+    events, encoder, preamble, _ = response._state()
+    reader = _Reader(count, timeout)
+    reader.encoder = encoder
+    reader.events += reader.parser.feed(preamble)
+    return reader, events
+
+
+def _close(response: Any) -> None:
+    # Like Django's test client: closing the response must not close the test's database
+    # connection (request_finished would), which may be inside the test's transaction.
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
 
 
 def read_events(response: Any, count: int, *, timeout: float = 5.0) -> list[Event]:
     """Read ``count`` events from a streaming response, as a browser would dispatch them.
 
-    Works with responses from Django's test ``Client`` (and ``RequestFactory``
-    views), whether ``stream()`` is sync or async. Raises ``TimeoutError``
+    Works with :class:`~django_sse.EventStreamResponse` responses from
+    Django's test ``Client`` (and ``RequestFactory`` views), whether
+    ``stream()`` is sync or async, with or without channels. Raises ``TimeoutError``
     if ``count`` events have not arrived within ``timeout`` seconds, and
     closes the response (and so the stream) when done.
     """
-    reader = _Reader(count, timeout)
-    source = bridge.sync_source(iter(response))
+    reader, events = _reader(response, count, timeout)
+    source = bridge.sync_source(events)
     try:
         while reader.wanted():
             reader.take(source.get(reader.time_left()))
     finally:
         source.close()
-        response.close()
+        _close(response)
     return reader.events[:count]
 
 
 async def aread_events(response: Any, count: int, *, timeout: float = 5.0) -> list[Event]:
     """``read_events`` for async tests (Django's ``AsyncClient``)."""
-    reader = _Reader(count, timeout)
-    source = bridge.async_source(aiter(response))
+    reader, events = _reader(response, count, timeout)
+    source = bridge.async_source(events)
     try:
         while reader.wanted():
             reader.take(await source.get(reader.time_left()))
     finally:
         await source.aclose()
+        await sync_to_async(_close)(response)
     return reader.events[:count]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,18 +52,23 @@ class EventStreamView(View):
 
     def initial_events(
         self, request: HttpRequest, *args: Any, **kwargs: Any
-    ) -> Iterable[Any] | AsyncIterable[Any] | None:
+    ) -> Iterable[Any] | AsyncIterable[Any]:
         """Events sent before any live channel event, such as a snapshot of the current state.
 
         Sent on a fresh connection and after a reset, not when a reconnecting
-        client is resumed from history. Nothing published meanwhile is lost:
-        the channels are subscribed first.
+        client is resumed from history. Called (in a thread, so the ORM may be
+        used) after the channels are subscribed: an event published while the
+        snapshot is taken is not lost, though it may be both in the snapshot
+        and among the live events that follow.
         """
-        return None
+        return ()
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | EventStreamResponse:
         """Answer with an :class:`~django_sse.EventStreamResponse`, or 400/403 for channels."""
-        channels = list(dict.fromkeys(self.get_channels(request, *args, **kwargs)))
+        names = self.get_channels(request, *args, **kwargs)
+        if isinstance(names, (str, bytes)):
+            raise TypeError(f"{type(self).__name__}: channels must be a list of names, not {names!r}.")
+        channels = list(dict.fromkeys(names))
         if not channels:
             return self._response(_checked_iterable(self, self.stream(request, *args, **kwargs)))
         limit = get_settings().max_channels
@@ -76,7 +82,15 @@ class EventStreamView(View):
             except ValueError as exc:
                 return HttpResponseBadRequest(str(exc), content_type="text/plain")
         for channel in channels:
-            if not self.has_channel_permission(request, channel):
+            allowed = self.has_channel_permission(request, channel)
+            if inspect.isawaitable(allowed):
+                if inspect.iscoroutine(allowed):
+                    allowed.close()
+                # An awaitable is truthy: treating it as permission would let everybody in.
+                raise TypeError(
+                    f"{type(self).__name__}.has_channel_permission() must be sync and return a bool."
+                )
+            if not allowed:
                 return HttpResponseForbidden(
                     f"You may not read channel {channel!r}.", content_type="text/plain"
                 )
@@ -87,7 +101,9 @@ class EventStreamView(View):
             channels,
             request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None,
             own=own,
-            initial=self.initial_events(request, *args, **kwargs),
+            initial=lambda: _checked_iterable(
+                self, self.initial_events(request, *args, **kwargs), "initial_events"
+            ),
             reset_event=self.reset_event,
         )
         return self._response(events)
@@ -96,13 +112,15 @@ class EventStreamView(View):
         return EventStreamResponse(events, retry=self.retry, heartbeat=self.heartbeat)
 
 
-def _checked_iterable(view: View, events: object) -> Iterable[Any] | AsyncIterable[Any]:
+def _checked_iterable(
+    view: View, events: object, method: str = "stream"
+) -> Iterable[Any] | AsyncIterable[Any]:
     # A str, bytes or dict is iterable too, but streaming it item by item is never what was meant.
     if isinstance(events, (str, bytes, Mapping)) or not (
         hasattr(events, "__iter__") or hasattr(events, "__aiter__")
     ):
         raise TypeError(
-            f"{type(view).__name__}.stream() must be a generator or return an iterable, "
+            f"{type(view).__name__}.{method}() must be a generator or return an iterable, "
             f"not {type(events).__name__}."
         )
     return events  # type: ignore[return-value]

@@ -48,7 +48,21 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
+# The chat's history (django_sse.models.StoredEvent) lives here: `manage.py migrate` creates its tables.
+# SQLite with concurrent publishers and streams: WAL lets streams read while a publish writes,
+# IMMEDIATE makes publishers queue for the write lock instead of failing with "database is locked",
+# and a publisher waits up to 20 s for it (Django 5.1+).
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+    }
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

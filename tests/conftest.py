@@ -41,3 +41,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "server_name" in callspec.params:
             item.add_marker(pytest.mark.xdist_group(callspec.params["server_name"]))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backend() -> Iterator[None]:
+    # Each test gets its own fan-out state (dispatcher position, counters).
+    from django_sse.backends import reset_backend
+
+    yield
+    reset_backend()

@@ -73,9 +73,9 @@ def test_closing_a_sync_source_stops_its_thread():
     source.close()
     assert stopped.wait(5)
     deadline = time.monotonic() + 5
-    while any(t.name.startswith("django-sse") for t in threading.enumerate()) and time.monotonic() < deadline:
+    while any(t.name == "django-sse-sync" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not any(t.name.startswith("django-sse") for t in threading.enumerate())
+    assert not any(t.name == "django-sse-sync" for t in threading.enumerate())
 
 
 def test_async_iterable_for_a_sync_consumer_runs_on_its_own_loop_thread():

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from django_sse import Event
-from django_sse.event import HEARTBEAT, encode, encode_comment, encode_retry
+from django_sse.event import HEARTBEAT, EventParser, encode, encode_comment, encode_retry
 
 
 def parse(wire: bytes) -> list:
@@ -64,7 +64,7 @@ def test_empty_string_data_is_an_event_with_empty_data():
 
 
 def test_int_id_is_kept_as_str():
-    assert Event(data="x", id=42).id == "42"
+    assert Event(data="x", id=42).id == "42"  # type: ignore[arg-type]
 
 
 def test_leading_space_in_data_survives():
@@ -160,3 +160,32 @@ def test_line_breaks_in_event_or_id_are_always_refused(text):
         Event(data="x", event=text)
     with pytest.raises(ValueError):
         Event(data="x", id=text)
+
+
+# Our own parser (for tests and diagnostics) must agree with httpx-sse on what we send.
+@given(
+    st.lists(st.tuples(st.text(), line_text, st.integers(0, 10**6)), min_size=1, max_size=4),
+    st.integers(1, 7),
+)
+def test_event_parser_agrees_with_httpx_sse_whatever_the_chunking(events, chunk_size):
+    wire = b"".join(Event(data=d, event=e or None, id=str(i)).encode() for d, e, i in events)
+    parser = EventParser()
+    ours = [
+        ev
+        for start in range(0, len(wire), chunk_size)
+        for ev in parser.feed(wire[start : start + chunk_size])
+    ]
+    theirs = parse(wire)
+    assert [(e.data, e.event, e.id) for e in ours] == [(s.data, s.event, s.id) for s in theirs]
+
+
+def test_event_parser_follows_the_browser_rules():
+    parser = EventParser()
+    wire = (
+        b"\xef\xbb\xbfretry: 500\r\n\r\n: comment\rid: 7\r\r"
+        b"data:no space\ndata:  two\nid: a\x00b\nfoo: bar\n\n"
+    )
+    [event] = parser.feed(wire)
+    assert (event.data, event.event, event.id) == ("no space\n two", "message", "7")
+    assert (parser.retry, parser.comments, parser.last_event_id) == (500, 1, "7")
+    assert parser.feed(b"data: incomplete") == []  # dispatched only by a blank line

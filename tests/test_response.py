@@ -19,7 +19,7 @@ def sync_events(n=3, delay=0.0, closed=None):
     try:
         for i in range(n):
             time.sleep(delay)
-            yield Event(data=str(i), id=i)
+            yield Event(data=str(i), id=str(i))
     finally:
         if closed is not None:
             closed.set()
@@ -29,7 +29,7 @@ async def async_events(n=3, delay=0.0, closed=None):
     try:
         for i in range(n):
             await asyncio.sleep(delay)
-            yield Event(data=str(i), id=i)
+            yield Event(data=str(i), id=str(i))
     finally:
         if closed is not None:
             closed.set()
@@ -113,6 +113,7 @@ def test_errors_in_the_generator_propagate_to_the_server(make):
         asyncio.run(collect_async(EventStreamResponse(make())))
 
 
+@pytest.mark.django_db  # close() sends request_finished, which looks at database connections
 @pytest.mark.parametrize("make", [sync_events, async_events])
 def test_wsgi_close_closes_the_generator(make):
     closed = threading.Event()

@@ -76,7 +76,7 @@ def test_reconnecting_across_channels_during_publishing_loses_and_repeats_nothin
     ):
         position = next(line[4:] for line in response.iter_lines() if line.startswith("id: "))
     publisher = start_publisher(f"{a},{b},{other}", 240, 0.01)
-    received = []
+    received: list[tuple[str, int]] = []
     last_id = position
     try:
         # Read a few events at a time, dropping the connection between reads, until all have come.
@@ -94,6 +94,7 @@ def test_reconnecting_across_channels_during_publishing_loses_and_repeats_nothin
                             break
     finally:
         publisher.wait(timeout=60)
+    assert publisher.stdout is not None
     published = [line.split() for line in publisher.stdout.read().splitlines()]
     expected = [(event_id, int(seq)) for event_id, name, seq in published if name in (a, b)]
     assert received == expected

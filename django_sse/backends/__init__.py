@@ -9,7 +9,7 @@ from django.utils.module_loading import import_string
 from ..conf import get_settings
 from .base import BaseBackend
 
-__all__ = ["BaseBackend", "close_backend", "get_backend", "reset_backend"]
+__all__ = ["BaseBackend", "close_backend", "get_backend", "open_subscriptions", "reset_backend"]
 
 _lock = threading.Lock()
 _backend: BaseBackend | None = None
@@ -31,6 +31,13 @@ def close_backend(reason: str) -> None:
         backend = _backend
     if backend is not None:
         backend.close(reason)
+
+
+def open_subscriptions() -> int:
+    """How many streams of this process are subscribed to channels."""
+    with _lock:
+        backend = _backend
+    return 0 if backend is None else len(backend.hub)
 
 
 def reset_backend() -> None:

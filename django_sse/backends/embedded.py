@@ -89,18 +89,21 @@ class EmbeddedBackend(BaseBackend):
 
     def _deliver_new_events(self) -> None:
         while True:
-            channels = self.hub.channels()
-            wanted = sorted(channels) if len(channels) <= _MAX_FILTERED_CHANNELS else None
             start = self._position
             assert start is not None
-            batch = history.events_after(wanted, start, _BATCH)
-            if not batch:
-                return
+            channels = self.hub.channels()
+            wanted = sorted(channels) if len(channels) <= _MAX_FILTERED_CHANNELS else None
+            # Ids commit in order, so every id up to the newest one now is visible: after this
+            # read, nothing at or below the new position can turn up later, in any channel.
+            newest = history.newest_id()
+            batch = history.events_after(wanted, start, _BATCH, until=newest)
+            end = int(batch[-1][1].id or 0) if len(batch) == _BATCH else newest
             with self._lock:
-                if self._position != start:  # a subscribe() moved the start meanwhile: read again
-                    continue
-                self.hub.deliver(batch)
-                self._position = int(batch[-1][1].id or 0)
+                if self._position != start or not self.hub.channels() <= channels:
+                    continue  # a subscribe() moved the start or added a channel meanwhile: read again
+                if batch:
+                    self.hub.deliver(batch)
+                self._position = max(start, end)
             if len(batch) < _BATCH:
                 return
 

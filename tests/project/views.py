@@ -102,7 +102,9 @@ def ping(request):
 
 
 def stats(request):
-    threads = [t.name for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+    # Threads of streams; the dispatcher is one per process, started with the first channel stream.
+    stream_threads = (f"{THREAD_PREFIX}-sync", f"{THREAD_PREFIX}-async")
+    threads = [t.name for t in threading.enumerate() if t.name in stream_threads]
     return JsonResponse({"counters": dict(COUNTERS), "sse_threads": threads})
 
 

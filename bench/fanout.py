@@ -1,0 +1,523 @@
+"""Fan-out cost of django-sse against a plain-Django baseline: server CPU per delivered event, memory
+per open connection, and delivery, for many clients of one channel.
+
+Run from the repository root: ``.venv/bin/python bench/fanout.py [--clients N] [--rate R] [--seconds S]``.
+For each row the script starts a server (one process) on a free 127.0.0.1 port, opens the clients from
+one separate client process, has a publisher thread inside the server publish R events per second for
+S seconds, and reads the server's CPU time and RSS from /proc. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import queue
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import IO, Any
+
+import httpx
+from harness import REPO_ROOT, bench_env, cpu_seconds, log_tail, rss_kib, serve, stop, threads
+
+SETTINGS = "benchproject.settings_fanout"
+#: (label, kind for the bench views, stream path)
+ROWS = [
+    ("django-sse", "sse", "/fanout/sse/"),
+    ("baseline", "plain", "/fanout/plain/"),
+]
+CLIENT_FLAG = "--run-client-process"  # internal: this file is also the client process
+#: Every published event has exactly one data line; preamble, id-only and heartbeat blocks have none.
+DATA = b"data: "
+CONNECT_CONCURRENCY = 100  # connections being opened at once by the client process
+POLL = 0.1  # seconds between checks in the bounded waiting loops
+
+
+# ============================================================ client process
+
+
+class _Stream(asyncio.Protocol):
+    """One SSE connection over a raw socket: counts events; a sampled one also parses their data."""
+
+    def __init__(self, request: bytes, sample: bool, ready: asyncio.Future[int]) -> None:
+        self.request = request
+        self.sample = sample
+        self.ready = ready  # the response status, once the headers are in
+        self.transport: asyncio.BaseTransport | None = None
+        self.head = b""
+        self.status = 0
+        self.count = 0  # events (data lines) received
+        self.tail = b""  # the end of the previous read, in case it cut a b"data: " in two
+        self.buffer = b""  # sampled streams: unparsed bytes
+        self.seqs: list[int] = []
+        self.latencies: list[float] = []
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        if not self.status:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.status = int(self.head.split(b" ", 2)[1])
+            data, self.head = self.head[end + 4 :], b""
+            if not self.ready.done():
+                self.ready.set_result(self.status)
+        # Chunked transfer coding frames whole ASGI body messages (one event each): it never
+        # interrupts a data line, so counting and parsing can ignore it.
+        chunk = self.tail + data
+        self.count += chunk.count(DATA)
+        self.tail = chunk[1 - len(DATA) :]
+        if self.sample:
+            self._parse(data, time.time())
+
+    def _parse(self, data: bytes, arrived: float) -> None:
+        self.buffer += data
+        while True:
+            start = self.buffer.find(DATA)
+            if start < 0:
+                self.buffer = self.buffer[1 - len(DATA) :]
+                return
+            end = self.buffer.find(b"\n", start)
+            if end < 0:
+                self.buffer = self.buffer[start:]
+                return
+            payload = json.loads(self.buffer[start + len(DATA) : end])
+            self.seqs.append(payload["seq"])
+            self.latencies.append(arrived - payload["t"])
+            self.buffer = self.buffer[end + 1 :]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"closed before the headers: {exc!r}"))
+
+
+def _emit(event: str, **data: Any) -> None:
+    print(json.dumps({"event": event, **data}), flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+async def _client(cfg: dict[str, Any]) -> None:
+    """Open the streams, report; on "go" count events until all are in or the deadline; report."""
+    loop = asyncio.get_running_loop()
+    host, port, path, expected = cfg["host"], cfg["port"], cfg["path"], cfg["expected"]
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\n\r\n"
+    ).encode()
+    streams = [
+        _Stream(request, i % cfg["sample_every"] == 0, loop.create_future()) for i in range(cfg["clients"])
+    ]
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def open_stream(stream: _Stream) -> int:
+        async with gate:
+            await loop.create_connection(lambda: stream, host, port)
+            return await asyncio.wait_for(stream.ready, cfg["connect_timeout"])
+
+    started = time.monotonic()
+    outcomes = await asyncio.gather(*(open_stream(s) for s in streams), return_exceptions=True)
+    errors = Counter(f"HTTP {o}" if isinstance(o, int) else type(o).__name__ for o in outcomes if o != 200)
+    live = [s for s, o in zip(streams, outcomes, strict=True) if o == 200]
+    _emit("connected", ok=len(live), errors=dict(errors), seconds=time.monotonic() - started)
+
+    line = await loop.run_in_executor(None, sys.stdin.readline)
+    if line.strip() == "go":
+        cpu, wall = time.process_time(), time.monotonic()
+        deadline = wall + cfg["seconds"] + cfg["grace"]
+        while time.monotonic() < deadline:
+            if all(s.count >= expected or s.closed for s in live):
+                break
+            await asyncio.sleep(POLL)
+        _emit("done", cpu=time.process_time() - cpu, wall=time.monotonic() - wall)
+        counts = [s.count for s in live]
+        sampled = [s for s in live if s.sample]
+        latencies = [x for s in sampled for x in s.latencies]
+        in_order = list(range(1, expected + 1))
+        _emit(
+            "result",
+            delivered=sum(counts),
+            complete=sum(c == expected for c in counts),
+            min_count=min(counts, default=0),
+            max_count=max(counts, default=0),
+            closed=sum(s.closed for s in live),
+            sampled=len(sampled),
+            sampled_in_order=sum(s.seqs == in_order for s in sampled),
+            latency_p50=percentile(latencies, 50) if latencies else None,
+            latency_p99=percentile(latencies, 99) if latencies else None,
+            latency_max=max(latencies, default=None),
+        )
+        await loop.run_in_executor(None, sys.stdin.readline)  # "exit", or EOF
+    for stream in streams:
+        if stream.transport is not None:
+            stream.transport.close()
+    await asyncio.sleep(0.5)  # let the closes go out before the loop ends
+
+
+def client_main(config: str) -> None:
+    cfg = json.loads(config)
+    raise_nofile(cfg["clients"])
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_client(cfg))
+
+
+# ============================================================ orchestration
+
+
+def raise_nofile(connections: int) -> None:
+    """Raise the soft RLIMIT_NOFILE so that ``connections`` sockets fit (children inherit it)."""
+    need = connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < need:
+        print(f"warning: RLIMIT_NOFILE hard limit {hard} < {need}: connections may fail", file=sys.stderr)
+
+
+class ClientProcess:
+    """The client process, driven through its stdin and read through JSON lines on its stdout."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, CLIENT_FLAG, json.dumps(cfg)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def expect(self, event: str, timeout: float) -> dict[str, Any]:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"client process: no {event!r} within {timeout:g} s") from None
+        if line is None:
+            raise RuntimeError(f"client process exited ({self.proc.poll()}):\n{log_tail(self.stderr)}")
+        message: dict[str, Any] = json.loads(line)
+        if message.pop("event") != event:
+            raise RuntimeError(f"client process: expected {event!r}, got {line}")
+        return message
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        """Ask it to close its connections and exit; stop it by its PID if it does not."""
+        with contextlib.suppress(OSError, ValueError):
+            self.send("exit")
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            stop(self.proc)
+        self.stderr.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(POLL)
+
+
+def warm_up(http: httpx.Client, url: str, kind: str) -> None:
+    """One stream, read until it is subscribed, then closed: imports, threads and connections warm."""
+    seen = b""
+    with http.stream("GET", url) as response:
+        response.raise_for_status()
+        for chunk in response.iter_raw():
+            seen += chunk
+            if b"\n\n" in seen and (kind != "sse" or b"id:" in seen):
+                return
+
+
+@dataclass
+class Row:
+    label: str
+    connected: int
+    expected: int  # events every client should get
+    connect_seconds: float
+    rss_before: int  # KiB
+    rss_connected: int
+    rss_after: int
+    threads_before: int
+    threads_connected: int
+    idle_cpu: float  # server CPU seconds per second, clients connected, nothing published
+    server_cpu: float  # server CPU seconds over the window
+    window: float  # seconds from "go" until every event was in (or the deadline)
+    client_cpu: float
+    result: dict[str, Any]
+    stats: dict[str, Any]
+    leftover: tuple[int, int]  # subscribers and threads once the clients have gone
+
+    @property
+    def delivered(self) -> int:
+        return int(self.result["delivered"])
+
+    @property
+    def delivery(self) -> float:
+        return self.delivered / max(1, self.connected * self.expected)
+
+    @property
+    def us_per_event(self) -> float:
+        return self.server_cpu / self.delivered * 1e6 if self.delivered else math.nan
+
+    @property
+    def kib_per_connection(self) -> float:
+        return (self.rss_connected - self.rss_before) / max(1, self.connected)
+
+
+def measure(args: argparse.Namespace, label: str, kind: str, path: str, db: str) -> Row:
+    count = max(1, round(args.rate * args.seconds))
+    server_args = ["--loop", args.loop] if args.server == "uvicorn" else []
+    env = {"BENCH_FANOUT_DB": db, "BENCH_FANOUT_DJANGO_SSE": args.django_sse}
+    with (
+        serve(args.server, SETTINGS, args=server_args, env=env) as server,
+        httpx.Client(trust_env=False, timeout=10.0) as http,
+    ):
+        pid, stats_url = server.pid, f"{server.base}/fanout/stats/?kind={kind}"
+
+        def stats() -> dict[str, Any]:
+            data: dict[str, Any] = http.get(stats_url).raise_for_status().json()
+            return data
+
+        print(f"[{label}] {args.server} pid {pid} on {server.base}", file=sys.stderr)
+        warm_up(http, server.base + path, kind)
+        wait_until(lambda: stats()["subscribers"] == 0, 10, "the warm-up stream to end")
+        time.sleep(0.5)
+        rss_before, threads_before = rss_kib(pid), threads(pid)
+
+        host, port = server.base.removeprefix("http://").split(":")
+        cfg = {
+            "host": host,
+            "port": int(port),
+            "path": path,
+            "clients": args.clients,
+            "expected": count,
+            "seconds": args.seconds,
+            "grace": args.grace,
+            "sample_every": args.sample_every,
+            "connect_timeout": args.connect_timeout,
+        }
+        client = ClientProcess(cfg)
+        try:
+            connected = client.expect("connected", args.connect_timeout + 30)
+            ok = connected["ok"]
+            print(
+                f"[{label}] {ok} of {args.clients} connected in {connected['seconds']:.1f} s", file=sys.stderr
+            )
+            if connected["errors"]:
+                print(f"[{label}] connection errors: {connected['errors']}", file=sys.stderr)
+            if not ok:
+                raise RuntimeError(f"no client connected:\n{log_tail(server.log)}")
+            wait_until(lambda: stats()["subscribers"] >= ok, 60, f"{ok} subscribers")
+            time.sleep(1.0)  # let the per-request threads settle
+            rss_connected, threads_connected = rss_kib(pid), threads(pid)
+
+            idle_start = cpu_seconds(pid)
+            time.sleep(args.idle)
+            idle_cpu = (cpu_seconds(pid) - idle_start) / args.idle
+
+            client.send("go")
+            cpu_start, wall_start = cpu_seconds(pid), time.monotonic()
+            params = {"kind": kind, "rate": args.rate, "count": count}
+            http.post(f"{server.base}/fanout/start/", params=params).raise_for_status()
+            done = client.expect("done", args.seconds + args.grace + 30)
+            server_cpu, window = cpu_seconds(pid) - cpu_start, time.monotonic() - wall_start
+            rss_after = rss_kib(pid)
+            result = client.expect("result", 60)
+            final = stats()
+            print(f"[{label}] window {window:.1f} s, {result['delivered']} events in", file=sys.stderr)
+        finally:
+            client.close()
+        # Every stream must end once its client has gone: no subscription, no thread left behind.
+        left = time.monotonic() + 30
+        while stats()["subscribers"] and time.monotonic() < left:
+            time.sleep(POLL)
+        time.sleep(1.0)
+        leftover = stats()["subscribers"], threads(pid)
+        return Row(
+            label=label,
+            connected=ok,
+            expected=count,
+            connect_seconds=connected["seconds"],
+            rss_before=rss_before,
+            rss_connected=rss_connected,
+            rss_after=rss_after,
+            threads_before=threads_before,
+            threads_connected=threads_connected,
+            idle_cpu=idle_cpu,
+            server_cpu=server_cpu,
+            window=window,
+            client_cpu=done["cpu"],
+            result=result,
+            stats=final,
+            leftover=leftover,
+        )
+
+
+def migrate(db: str) -> None:
+    command = [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"]
+    env = bench_env(SETTINGS, {"BENCH_FANOUT_DB": db})
+    subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, timeout=120)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def report(args: argparse.Namespace, rows: list[Row]) -> None:
+    line = "{:<11} {:>17} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10} {:>8} {:>11} {:>8} {:>8}"
+    header = (
+        "row",
+        "delivered",
+        "ratio",
+        "complete",
+        "srv CPU s",
+        "us CPU/evt",
+        "idle CPU",
+        "KiB/conn",
+        "threads",
+        "client CPU",
+        "p50 ms",
+        "p99 ms",
+    )
+    print(line.format(*header))
+    for row in rows:
+        r = row.result
+        print(
+            line.format(
+                row.label,
+                f"{row.delivered}/{row.connected * row.expected}",
+                f"{row.delivery:.4f}",
+                f"{r['complete']}/{row.connected}",
+                f"{row.server_cpu:.2f}",
+                f"{row.us_per_event:.1f}",
+                f"{row.idle_cpu * 100:.1f}%",
+                f"{row.kib_per_connection:.1f}",
+                f"{row.threads_before}>{row.threads_connected}",
+                f"{row.client_cpu:.2f} s",
+                _ms(r["latency_p50"]),
+                _ms(r["latency_p99"]),
+            )
+        )
+    if len(rows) == 2:
+        sse, base = rows
+        print(
+            f"\ndjango-sse / baseline: CPU per delivered event {sse.us_per_event / base.us_per_event:.2f}x, "
+            f"memory per connection {sse.kib_per_connection / base.kib_per_connection:.2f}x, "
+            f"delivery {sse.delivery / base.delivery:.4f}x"
+        )
+    print()
+    for row in rows:
+        r, s = row.result, row.stats
+        print(
+            f"{row.label}: window {row.window:.1f} s, server {row.server_cpu / row.window * 100:.0f}% of a "
+            f"core, client {row.client_cpu / row.window * 100:.0f}%; RSS {row.rss_before / 1024:.1f} MiB "
+            f"-> {row.rss_connected / 1024:.1f} connected -> {row.rss_after / 1024:.1f} after; "
+            f"connect {row.connect_seconds:.1f} s; published {s['published']} "
+            f"({s['publish_seconds'] / max(1, s['published']) * 1000:.2f} ms wall each); "
+            f"per-client events {r['min_count']}..{r['max_count']}, closed early {r['closed']}, "
+            f"slow clients {s['slow_clients']}; sampled {r['sampled_in_order']}/{r['sampled']} streams "
+            f"with every seq in order; max latency {_ms(r['latency_max'])} ms; after the clients left: "
+            f"{row.leftover[0]} subscribers, {row.leftover[1]} threads"
+            + (f"; publisher error {s['error']}" if s["error"] else "")
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", type=int, default=1000, help="open streams (default 1000)")
+    parser.add_argument("--rate", type=float, default=10.0, help="publishes per second (default 10)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of publishing (default 20)")
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument(
+        "--loop", choices=["asyncio", "uvloop", "auto"], default="asyncio", help="uvicorn's --loop"
+    )
+    parser.add_argument(
+        "--django-sse",
+        default="{}",
+        metavar="JSON",
+        help="the DJANGO_SSE setting of the server, e.g. '{\"HEARTBEAT\": null}' (default: {}, the defaults)",
+    )
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU measurement (default 3)")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds to wait for late events")
+    parser.add_argument("--sample-every", type=int, default=50, help="parse every Nth stream (default 50)")
+    parser.add_argument("--connect-timeout", type=float, default=120.0, help="seconds to connect all")
+    args = parser.parse_args()
+    if args.clients < 1 or args.rate <= 0 or args.seconds <= 0 or args.sample_every < 1:
+        parser.error("--clients, --rate, --seconds and --sample-every must be positive")
+    try:
+        if not isinstance(json.loads(args.django_sse), dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        parser.error(f"--django-sse must be a JSON object: {exc}")
+    raise_nofile(args.clients)
+
+    packages = ", ".join(f"{p} {version(p)}" for p in ("django", "uvicorn", "daphne", "uvloop"))
+    loop = f"--loop {args.loop}" if args.server == "uvicorn" else "Twisted asyncio reactor"
+    count = max(1, round(args.rate * args.seconds))
+    print(f"Python {platform.python_version()}, {packages}; {os.cpu_count()} CPUs")
+    print(
+        f"{args.server} ({loop}), 1 process; {args.clients} clients from 1 client process (uvloop); "
+        f"{count} events ({args.rate:g}/s for {args.seconds:g} s) from a thread in the server process; "
+        f"DJANGO_SSE={args.django_sse}\n"
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        db = os.path.join(tmp, "db.sqlite3")
+        migrate(db)
+        for label, kind, path in ROWS:
+            rows.append(measure(args, label, kind, path, db))
+    report(args, rows)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == [CLIENT_FLAG]:
+        client_main(sys.argv[2])
+    else:
+        main()

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from django_sse import Event, history
+from django_sse.models import StoredEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def store(n, channel="c"):
+    return [history.store(channel, Event(data={"n": i})) for i in range(n)]
+
+
+def test_ids_strictly_increase_across_channels():
+    ids = [id_of(history.store(c, Event(data="x"))) for c in ["a", "b", "a", "c"]]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+
+
+def test_stored_event_round_trips_to_the_same_bytes():
+    stored = history.store("c", Event(data={"a": [1, 2]}, event="update"))
+    [(channel, again)] = history.events_after(["c"], id_of(stored) - 1, 10)
+    assert channel == "c" and again.encode() == stored.encode()
+
+
+def test_events_after_filters_channels_in_id_order():
+    a1 = history.store("a", Event(data="1"))
+    history.store("b", Event(data="2"))
+    a3 = history.store("a", Event(data="3"))
+    assert [e.id for _, e in history.events_after(["a"], 0, 10)] == [a1.id, a3.id]
+    assert len(history.events_after(None, 0, 10)) == 3
+    assert history.events_after(["a"], id_of(a3), 10) == []
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "abc", "-1", "+1", "1.0", " 1", "1 ", "\u0661", "1" * 20, "9" * 19]
+)
+def test_parse_last_event_id_refuses_what_we_never_issue(value):
+    assert history.parse_last_event_id(value) is None
+
+
+def test_parse_last_event_id_accepts_our_ids():
+    assert history.parse_last_event_id("0") == 0
+    assert history.parse_last_event_id("42") == 42
+
+
+def test_resume():
+    first, second = store(2)
+    newest = id_of(second)
+    assert history.resume(first.id, newest) == history.Resume(id_of(first))
+    assert history.resume(second.id, newest) == history.Resume(newest)
+    assert history.resume("nope", newest).reason == "malformed"
+    assert history.resume(str(newest + 5), newest).reason == "unknown"
+
+
+def test_resume_after_pruning_is_expired():
+    events = store(5)
+    history.prune(max_events=2, max_age=None)
+    newest = id_of(events[-1])
+    assert history.resume(events[0].id, newest).reason == "expired"
+    assert history.resume(events[2].id, newest).after == id_of(events[2])  # nothing missing after it
+
+
+def test_prune_by_count_and_age_deletes_a_prefix():
+    events = store(6)
+    StoredEvent.objects.filter(id__lte=events[1].id).update(
+        created=timezone.now() - datetime.timedelta(hours=2)
+    )
+    assert history.prune(max_events=None, max_age=datetime.timedelta(hours=1)) == 2
+    assert history.prune(max_events=3, max_age=None) == 1
+    assert list(StoredEvent.objects.values_list("id", flat=True)) == [id_of(e) for e in events[3:]]
+    assert history.prune(max_events=None, max_age=None) == 0
+
+
+def id_of(event: Event) -> int:
+    assert event.id is not None
+    return int(event.id)

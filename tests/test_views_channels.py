@@ -1,0 +1,195 @@
+"""EventStreamView with channels, through Django's test client (history in the test database)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client, RequestFactory
+from django.urls import path
+
+from django_sse import Event, EventStreamView, publish
+from django_sse.models import StoredEvent
+from django_sse.testing import aread_events, read_events
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Room(EventStreamView):
+    def get_channels(self, request, names):
+        return names.split(",")
+
+    def has_channel_permission(self, request, channel):
+        return channel != "private"
+
+
+class Snapshot(Room):
+    def initial_events(self, request, *args, **kwargs):
+        return [Event(event="snapshot", data=[1, 2])]
+
+    def stream(self, request, *args, **kwargs):
+        yield Event(event="hello", data="own")
+
+
+class OwnIds(Room):
+    def stream(self, request, *args, **kwargs):
+        yield Event(data="x", id="7")
+
+
+class Urls:
+    urlpatterns = [
+        path("room/<str:names>/", Room.as_view()),
+        path("snapshot/<str:names>/", Snapshot.as_view()),
+        path("own-ids/<str:names>/", OwnIds.as_view()),
+        path("fixed/", Room.as_view(get_channels=lambda request: ["fixed"])),
+    ]
+
+
+@pytest.fixture(autouse=True)
+def urls(settings):
+    settings.ROOT_URLCONF = Urls
+    settings.DJANGO_SSE = {"MAX_CHANNELS": 3, "POLL_INTERVAL": 0.1}
+
+
+def publish_later(channel, values, delay=0.2):
+    def run():
+        time.sleep(delay)
+        for value in values:
+            publish(channel, value)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_live_events_from_publish():
+    response = Client().get("/room/a/")
+    publish_later("a", ["one", "two"])
+    assert [e.data for e in read_events(response, 2)] == ["one", "two"]
+
+
+def test_async_client_and_aread_events():
+    async def run():
+        response = await AsyncClient().get("/room/a/")
+        publish_later("a", ["one"])
+        return await aread_events(response, 1)
+
+    assert [e.data for e in async_to_sync(run)()] == ["one"]
+
+
+def test_replay_after_last_event_id_then_live():
+    first = publish("a", "1")
+    publish("b", "other channel")
+    publish("a", "2")
+    response = Client().get("/room/a/", headers={"Last-Event-ID": str(first.id)})
+    publish_later("a", ["3"])
+    assert [e.data for e in read_events(response, 2)] == ["2", "3"]
+
+
+def test_last_event_id_query_parameter():
+    first = publish("a", "1")
+    publish("a", "2")
+    assert [e.data for e in read_events(Client().get(f"/room/a/?lastEventId={first.id}"), 1)] == ["2"]
+
+
+@pytest.mark.parametrize("value", ["junk", "-1", "99999999999999999999"])
+def test_malformed_last_event_id_gets_a_reset_event(value):
+    [reset] = read_events(Client().get("/room/a/", headers={"Last-Event-ID": value}), 1)
+    assert (reset.event, reset.data) == ("reset", '{"reason": "malformed"}')
+
+
+def test_history_off_cannot_resume(settings):
+    settings.DJANGO_SSE = {"HISTORY": False}
+    [reset] = read_events(Client().get("/room/a/", headers={"Last-Event-ID": "3"}), 1)
+    assert reset.data == '{"reason": "no history"}'
+
+
+def test_fresh_connect_sends_position_without_an_event():
+    published = publish("a", "before")
+    response = Client().get("/room/a/")
+    chunks = b"".join(chunk for _, chunk in zip(range(2), response, strict=False))
+    response.close()
+    assert chunks == f"retry: 3000\n\nid: {published.id}\n\n".encode()
+
+
+def test_snapshot_before_live_and_own_events():
+    response = Client().get("/snapshot/a/")
+    publish_later("a", ["live"], delay=0.3)
+    events = read_events(response, 3)
+    assert [(e.event, e.data) for e in events] == [
+        ("snapshot", "[1, 2]"),
+        ("hello", "own"),
+        ("message", "live"),
+    ]
+
+
+def test_own_event_with_an_id_is_refused():
+    with pytest.raises(ValueError, match="must not have an id"):
+        read_events(Client().get("/own-ids/a/"), 1)
+
+
+def test_refusals():
+    client = Client()
+    forbidden = client.get("/room/a,private/")
+    assert (forbidden.status_code, forbidden.content) == (403, b"You may not read channel 'private'.")
+    assert forbidden["Content-Type"].startswith("text/plain")
+    too_many = client.get("/room/a,b,c,d/")
+    assert (too_many.status_code, too_many.content) == (400, b"Too many channels: 4, at most 3.")
+    assert client.get("/room/a,b%20c/").status_code == 400
+    # Repeated names count once.
+    assert client.get("/room/a,a,a,a/").status_code == 200
+
+
+def test_read_events_times_out():
+    with pytest.raises(TimeoutError, match=r"0 of 1 events arrived within 0\.3 s"):
+        read_events(Client().get("/room/quiet/"), 1, timeout=0.3)
+
+
+class StrChannels(EventStreamView):
+    channels = "chat"
+
+
+class AsyncPermission(Room):
+    async def has_channel_permission(self, request, channel):  # type: ignore[override]
+        return False
+
+
+class ListSnapshot(Room):
+    def initial_events(self, request, *args, **kwargs):
+        # A list, built when called: that must be after subscribing, or an event is lost.
+        return [Event(event="snapshot", data=list(StoredEvent.objects.values_list("data", flat=True)))]
+
+
+def test_channels_given_as_a_str_are_refused():
+    with pytest.raises(TypeError, match="channels must be a list of names, not 'chat'"):
+        StrChannels.as_view()(RequestFactory().get("/"))
+
+
+def test_async_permission_check_is_refused_not_taken_as_yes():
+    with pytest.raises(TypeError, match="has_channel_permission\\(\\) must be sync"):
+        AsyncPermission.as_view()(RequestFactory().get("/"), names="a")
+
+
+def test_snapshot_is_taken_after_subscribing():
+    response = ListSnapshot.as_view()(RequestFactory().get("/"), names="a")
+    publish("a", "published after the view returned, before the stream was read")
+    [snapshot] = read_events(response, 1)
+    assert "published after" in snapshot.data
+
+
+def test_a_new_channel_starts_from_now_while_other_channels_are_streamed():
+    # A stream stays open on another channel, so the dispatcher keeps running meanwhile.
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(read_events, Client().get("/room/busy/"), 2)
+        publish_later("busy", ["tick"]).join()
+        for i in range(3):
+            publish("quiet", f"old {i}")
+        time.sleep(0.3)  # the dispatcher's poll reads past them (nobody listens to "quiet" yet)
+        response = Client().get("/room/quiet/")
+        publish_later("quiet", ["new"])
+        assert [e.data for e in read_events(response, 1)] == ["new"]
+        publish("busy", "tock")
+        assert [e.data for e in busy.result(timeout=10)] == ["tick", "tock"]
