@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .event import Event
+from .exceptions import PublishError
 from .response import EventStreamResponse
 
 if TYPE_CHECKING:
     from .publishing import apublish, publish
     from .views import EventStreamView
 
-__all__ = ["Event", "EventStreamResponse", "EventStreamView", "apublish", "publish"]
+__all__ = ["Event", "EventStreamResponse", "EventStreamView", "PublishError", "apublish", "publish"]
 __version__ = "0.1.0"
 
 

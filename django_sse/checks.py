@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
 from .conf import SETTING_NAME, get_settings, setting_errors
 
@@ -82,3 +83,61 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
         for i, path in compressors
         if i > ours
     ]
+
+
+@register(Tags.compatibility)
+def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E006-E009, W003: the backend can be loaded, and a channel layer backend has a usable layer."""
+    if setting_errors(getattr(settings, SETTING_NAME, {})):
+        return []  # reported by check_settings
+    conf = get_settings()
+    try:
+        backend = import_string(conf.backend)
+    except ImportError as exc:
+        return [Error(f"{SETTING_NAME}['BACKEND'] cannot be imported: {exc}.", id="django_sse.E009")]
+    from .backends.base import BaseBackend
+    from .backends.channel_layer import ChannelLayerBackend
+
+    if not (isinstance(backend, type) and issubclass(backend, BaseBackend)):
+        return [
+            Error(f"{SETTING_NAME}['BACKEND'] {conf.backend!r} is not a BaseBackend.", id="django_sse.E009")
+        ]
+    if not issubclass(backend, ChannelLayerBackend):
+        return []
+    messages: list[CheckMessage] = []
+    if not conf.history:
+        messages.append(
+            Error(
+                f"{conf.backend} needs history: events are stored so that any process can read them.",
+                hint=f"Remove {SETTING_NAME}['HISTORY'] = False.",
+                id="django_sse.E008",
+            )
+        )
+    layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get(conf.channel_layer)
+    if layer is None:
+        messages.append(
+            Error(
+                f"CHANNEL_LAYERS has no {conf.channel_layer!r} layer for {SETTING_NAME}['CHANNEL_LAYER'].",
+                hint="Configure a channels_redis layer there, or name another with CHANNEL_LAYER.",
+                id="django_sse.E006",
+            )
+        )
+    elif layer.get("BACKEND") == "channels.layers.InMemoryChannelLayer":
+        messages.append(
+            Error(
+                "The InMemoryChannelLayer reaches only its own process, so other processes never hear of "
+                "events published here.",
+                hint="Use channels_redis.pubsub.RedisPubSubChannelLayer, or the embedded default backend.",
+                id="django_sse.E007",
+            )
+        )
+    elif layer.get("BACKEND") == "channels_redis.core.RedisChannelLayer":
+        messages.append(
+            Warning(
+                "channels_redis.core.RedisChannelLayer queues a copy of every message per process and "
+                "drops messages past its capacity; nothing is lost (history catches up) but events are late.",
+                hint="Use channels_redis.pubsub.RedisPubSubChannelLayer for django-sse.",
+                id="django_sse.W003",
+            )
+        )
+    return messages

@@ -60,6 +60,8 @@ _SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "MAX_CHANNELS": (20, _positive_int, "a positive int"),
     "CLIENT_BUFFER": (1000, _positive_int, "a positive int (events)"),
     "POLL_INTERVAL": (1.0, _positive_number, "a positive number of seconds"),
+    "CHANNEL_LAYER": ("default", lambda v: isinstance(v, str) and bool(v), "a CHANNEL_LAYERS alias"),
+    "PING_INTERVAL": (5.0, _positive_number, "a positive number of seconds"),
 }
 
 DEFAULTS: Mapping[str, Any] = {key: spec[0] for key, spec in _SCHEMA.items()}
@@ -78,6 +80,8 @@ class SSESettings:
     max_channels: int
     client_buffer: int
     poll_interval: float
+    channel_layer: str
+    ping_interval: float
 
 
 def setting_errors(raw: object) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from django_sse.checks import check_middleware, check_settings
+from django_sse.checks import check_backend, check_middleware, check_settings
 from django_sse.conf import DEFAULTS
 
 GZIP = "django.middleware.gzip.GZipMiddleware"
@@ -69,3 +69,35 @@ def test_manage_py_check_fails_on_errors(settings):
 
 def test_the_test_project_passes(settings):
     call_command("check")
+
+
+LAYER_BACKEND = "django_sse.backends.channel_layer.ChannelLayerBackend"
+PUBSUB = {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": ["redis://x"]}}
+
+
+@pytest.mark.parametrize(
+    ("sse", "layers", "expected"),
+    [
+        ({}, {}, []),
+        ({"BACKEND": LAYER_BACKEND}, {"default": PUBSUB}, []),
+        ({"BACKEND": LAYER_BACKEND}, {}, ["django_sse.E006"]),
+        ({"BACKEND": LAYER_BACKEND, "CHANNEL_LAYER": "sse"}, {"default": PUBSUB}, ["django_sse.E006"]),
+        (
+            {"BACKEND": LAYER_BACKEND},
+            {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
+            ["django_sse.E007"],
+        ),
+        ({"BACKEND": LAYER_BACKEND, "HISTORY": False}, {"default": PUBSUB}, ["django_sse.E008"]),
+        (
+            {"BACKEND": LAYER_BACKEND},
+            {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}},
+            ["django_sse.W003"],
+        ),
+        ({"BACKEND": "no.such.Backend"}, {}, ["django_sse.E009"]),
+        ({"BACKEND": "django_sse.event.Event"}, {}, ["django_sse.E009"]),
+    ],
+)
+def test_backend_checks(settings, sse, layers, expected):
+    settings.DJANGO_SSE = sse
+    settings.CHANNEL_LAYERS = layers
+    assert ids(check_backend()) == expected

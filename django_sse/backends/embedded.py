@@ -74,9 +74,13 @@ class EmbeddedBackend(BaseBackend):
             self.hub.add(subscription)
             return subscription, self._position
 
+    def _poll_interval(self) -> float | None:
+        """Seconds between looks for events published by other processes (None: only when woken)."""
+        return self.settings.poll_interval
+
     def _dispatch(self) -> None:
         while True:
-            self._wake.wait(self.settings.poll_interval)
+            self._wake.wait(self._poll_interval())
             self._wake.clear()
             if not len(self.hub):
                 continue

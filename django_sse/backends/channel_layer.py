@@ -1,0 +1,192 @@
+"""Many processes and machines: announcements through a Channels layer (Redis), history in the database.
+
+Each process joins one Channels group per channel its streams watch, and fans
+out locally, so Redis traffic per publish grows with processes, not clients.
+A message on the layer only says "there is something new": the process's
+dispatcher then reads new events from the database by id, as the embedded
+backend does. So events reach every stream in id order, whichever process
+published them, and a lost message loses nothing: the next one, or the next
+liveness ping, reads everything stored since.
+
+The layer is at-most-once and says nothing when it loses its connection, so
+each process sends itself a ping through it every ``PING_INTERVAL`` seconds.
+When a ping does not come back, every channel stream of the process ends
+(its client reconnects and replays from history), new streams end right after
+their replay, and ``publish`` raises :class:`~django_sse.PublishError` after
+storing the event; when pings come back, the backend resumes by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
+
+from django.db import router, transaction
+
+from ..bridge import THREAD_PREFIX
+from ..event import Event
+from ..exceptions import PublishError
+from ..fanout import Closed, Subscription
+from ..models import StoredEvent
+from .embedded import EmbeddedBackend
+
+__all__ = ["ChannelLayerBackend", "group_name"]
+
+logger = logging.getLogger("django_sse")
+
+T = TypeVar("T")
+
+#: Prefix of the Channels groups (and process channels) this backend uses.
+PREFIX = "django-sse."
+
+
+def group_name(channel: str) -> str:
+    """The Channels group of a django-sse channel."""
+    return PREFIX + channel
+
+
+class ChannelLayerBackend(EmbeddedBackend):
+    """Fan-out across processes and machines through the ``CHANNEL_LAYERS`` entry ``CHANNEL_LAYER``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        from channels.layers import get_channel_layer
+
+        self.layer = get_channel_layer(self.settings.channel_layer)
+        if self.layer is None:
+            raise LookupError(f"No channel layer {self.settings.channel_layer!r} in CHANNEL_LAYERS.")
+        self.available = True
+        #: How many times the layer was found unreachable.
+        self.outages = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._channel_name = ""
+        self._groups: set[str] = set()
+        self._pong: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    def _poll_interval(self) -> float | None:
+        return None  # woken by the layer's messages and by each successful ping
+
+    # Publishing
+
+    def publish(self, channel: str, event: Event) -> Event:
+        self._start_listener()
+        using = router.db_for_write(StoredEvent)
+        transaction.on_commit(lambda: self._announce(channel, event), using=using)
+        return event
+
+    def _announce(self, channel: str, event: Event) -> None:
+        self._wake.set()  # this process's own streams need no round trip
+        message = {"type": "sse.event", "id": event.id, "channel": channel}
+        try:
+            self._run(self.layer.group_send(group_name(channel), message))
+        except Exception as exc:
+            self._mark_down(exc)
+            raise PublishError(event, f"the channel layer is unavailable ({exc!r})") from exc
+
+    # Subscribing
+
+    def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
+        self._start_listener()
+        if self.available:
+            try:
+                self._run(self._join(channels))
+            except Exception as exc:
+                self._mark_down(exc)
+        subscription, position = super().subscribe(channels, loop)
+        if not self.available:
+            # It ends after its replay; the client comes back after `retry` and replays again.
+            loop.call_soon_threadsafe(subscription._fail, Closed("channel layer unavailable"))
+        self._wake.set()  # read what was committed while the groups were being joined
+        return subscription, position
+
+    async def _join(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            if channel not in self._groups:
+                await self.layer.group_add(group_name(channel), self._channel_name)
+                self._groups.add(channel)
+
+    async def _leave_unused(self) -> None:
+        for channel in self._groups - self.hub.channels():
+            self._groups.discard(channel)
+            await self.layer.group_discard(group_name(channel), self._channel_name)
+
+    # The listener: one thread and event loop per process.
+
+    def _start_listener(self) -> None:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=self._loop.run_until_complete,
+                    args=(self._listen(),),
+                    name=f"{THREAD_PREFIX}-layer",
+                    daemon=True,
+                ).start()
+        if not self._ready.wait(self.settings.ping_interval):
+            self._mark_down(TimeoutError("no channel from the channel layer"))
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(timeout=self.settings.ping_interval)
+        finally:
+            future.cancel()
+
+    async def _listen(self) -> None:
+        self._pong = asyncio.Event()
+        while not self._channel_name:
+            try:
+                self._channel_name = await self.layer.new_channel(PREFIX)
+            except Exception as exc:
+                self._mark_down(exc)
+                await asyncio.sleep(1)
+        self._ready.set()
+        pinger = asyncio.ensure_future(self._ping_forever())
+        try:
+            while True:
+                try:
+                    message = await self.layer.receive(self._channel_name)
+                except Exception as exc:
+                    self._mark_down(exc)
+                    await asyncio.sleep(1)
+                    continue
+                if message.get("type") == "sse.event":
+                    self._wake.set()
+                elif message.get("type") == "sse.ping":
+                    self._pong.set()
+        finally:
+            pinger.cancel()
+
+    async def _ping_forever(self) -> None:
+        assert self._pong is not None
+        interval = self.settings.ping_interval
+        while True:
+            await asyncio.sleep(interval)
+            self._pong.clear()
+            try:
+                await asyncio.wait_for(self.layer.send(self._channel_name, {"type": "sse.ping"}), interval)
+                await asyncio.wait_for(self._pong.wait(), interval)
+                if not self.available:
+                    # A restarted Redis has forgotten the groups (the core layer keeps them there).
+                    self._groups.clear()
+                await self._join(self.hub.channels())
+                await self._leave_unused()
+            except Exception as exc:
+                self._mark_down(exc)
+                continue
+            if not self.available:
+                self.available = True
+                logger.warning("django-sse: the channel layer is reachable again")
+            self._wake.set()  # catch up with anything whose announcement was lost
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if self.available:
+            self.available = False
+            self.outages += 1
+            logger.warning("django-sse: the channel layer is unavailable (%r); ending channel streams", exc)
+        self.hub.close_all("channel layer unavailable")

@@ -1,0 +1,88 @@
+"""A real redis-server for the tests: on a free 127.0.0.1 port, stopped by its PID."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+from tests.servers import free_port
+
+
+@dataclass
+class Redis:
+    port: int
+    process: subprocess.Popen[bytes]
+    directory: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self, *args: str) -> str:
+        """One command through redis-cli-free RESP over a socket; returns the raw reply."""
+        parts = [f"*{len(args)}\r\n"] + [f"${len(a.encode())}\r\n{a}\r\n" for a in args]
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall("".join(parts).encode())
+            reply = b""
+            sock.settimeout(0.5)
+            try:
+                while chunk := sock.recv(65536):
+                    reply += chunk
+            except TimeoutError:
+                pass
+        return reply.decode(errors="replace")
+
+    def publishes(self) -> int:
+        """How many PUBLISH commands this server has executed."""
+        for line in self.command("INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_publish:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_redis(port: int | None = None) -> Redis:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: .ci/setup installs Debian's redis-server")
+    port = port or free_port()
+    directory = tempfile.mkdtemp(prefix="sse-redis-")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            directory,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    redis = Redis(port, process, directory)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if "PONG" in redis.command("PING"):
+                return redis
+        except OSError:
+            time.sleep(0.05)
+    redis.stop()
+    raise RuntimeError(f"redis-server did not answer on port {port}")

@@ -1,0 +1,168 @@
+"""Many processes through Redis: every client on every process gets every event, in order, once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.redis_server import Redis, start_redis
+from tests.servers import ROOT, environment, start
+from tests.sse_client import BROWSER_HEADERS, wait_for
+
+SETTINGS = "tests.project.settings_redis"
+
+
+@pytest.fixture(scope="module")
+def redis():
+    server = start_redis()
+    previous = os.environ.get("SSE_TEST_REDIS_URL")
+    os.environ["SSE_TEST_REDIS_URL"] = server.url
+    yield server
+    server.stop()
+    if previous is None:
+        del os.environ["SSE_TEST_REDIS_URL"]
+    else:
+        os.environ["SSE_TEST_REDIS_URL"] = previous
+
+
+@pytest.fixture(scope="module")
+def cluster(redis):
+    """uvicorn with 2 worker processes and a daphne process, sharing Redis and the database."""
+    servers = [
+        start("uvicorn", settings=SETTINGS, extra_args=("--workers", "2")),
+        start("daphne", settings=SETTINGS),
+    ]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def publisher(channel: str, count: int, interval: float) -> subprocess.Popen[str]:
+    """A third process publishing {"seq": i}; PublishError is reported and publishing goes on."""
+    code = (
+        "import os, sys, time, django; django.setup()\n"
+        "from django_sse import publish, PublishError\n"
+        "channel, count, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])\n"
+        "for seq in range(count):\n"
+        "    try:\n"
+        "        print(publish(channel, {'seq': seq}).id, 'ok', flush=True)\n"
+        "    except PublishError as exc:\n"
+        "        print(exc.event.id, 'stored-only', flush=True)\n"
+        "    time.sleep(interval)\n"
+    )
+    env = {**environment(SETTINGS)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, channel, str(count), str(interval)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def follow(url: str, expected: int, deadline: float) -> list[tuple[str, int]]:
+    """A client that reconnects with Last-Event-ID whenever its stream ends, like a browser."""
+    received: list[tuple[str, int]] = []
+    last_id = None
+    while len(received) < expected and time.monotonic() < deadline:
+        headers = {**BROWSER_HEADERS, **({"Last-Event-ID": last_id} if last_id else {})}
+        try:
+            with httpx.Client(timeout=10) as client, client.stream("GET", url, headers=headers) as response:
+                for line in response.iter_lines():
+                    if line.startswith("id: "):
+                        last_id = line[4:]
+                    elif line.startswith("data: "):
+                        received.append((last_id or "", json.loads(line[6:])["seq"]))
+                        if len(received) == expected:
+                            break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)  # the stream ended (or the server was unreachable): reconnect, as a browser does
+    return received
+
+
+def subscribers(server) -> int:
+    return httpx.get(server.url("/sse-stats/"), timeout=10).json()["subscribers"]
+
+
+def test_every_client_on_every_process_gets_every_event_once_in_order(cluster):
+    uvicorn, daphne = cluster
+    channel = f"r{uuid.uuid4().hex[:10]}"
+    urls = [uvicorn.url(f"/channels/{channel}/")] * 6 + [daphne.url(f"/channels/{channel}/")] * 2
+    with ThreadPoolExecutor(len(urls)) as pool:
+        deadline = time.monotonic() + 60
+        clients = [pool.submit(follow, url, 60, deadline) for url in urls]
+        time.sleep(1.5)  # let every client connect and take its starting position
+        process = publisher(channel, 60, 0.02)
+        assert process.wait(timeout=60) == 0
+        results = [client.result(timeout=90) for client in clients]
+    assert process.stdout is not None
+    published = [line.split() for line in process.stdout.read().splitlines()]
+    expected = [(event_id, seq) for seq, (event_id, status) in enumerate(published)]
+    assert all(status == "ok" for _, status in published)
+    for received in results:
+        assert received == expected
+
+
+def test_redis_restart_while_publishing_loses_and_repeats_nothing(redis, cluster):
+    uvicorn, daphne = cluster
+    channel = f"r{uuid.uuid4().hex[:10]}"
+    urls = [uvicorn.url(f"/channels/{channel}/")] * 3 + [daphne.url(f"/channels/{channel}/")] * 2
+    count = 120
+    with ThreadPoolExecutor(len(urls)) as pool:
+        deadline = time.monotonic() + 90
+        clients = [pool.submit(follow, url, count, deadline) for url in urls]
+        time.sleep(1.5)
+        process = publisher(channel, count, 0.05)  # 6 s of publishing
+        time.sleep(1.5)
+        redis.stop()  # by its PID
+        time.sleep(1.5)
+        restarted = start_redis(port=redis.port)
+        redis.process = restarted.process
+        assert process.wait(timeout=60) == 0
+        results = [client.result(timeout=120) for client in clients]
+    assert process.stdout is not None
+    published = [line.split() for line in process.stdout.read().splitlines()]
+    assert any(status == "stored-only" for _, status in published), "Redis was never down while publishing"
+    expected = [(event_id, seq) for seq, (event_id, _) in enumerate(published)]
+    for received in results:
+        assert received == expected
+
+
+def _open_streams(server, channel: str, count: int):
+    """``count`` idle streams held open by raw sockets (cheap enough for hundreds)."""
+    import socket
+
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(f"GET /channels/{channel}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        sockets.append(sock)
+    return sockets
+
+
+@pytest.mark.parametrize("clients", [10, 500])
+def test_redis_traffic_per_publish_does_not_grow_with_clients(redis: Redis, clients):
+    server = start("uvicorn", settings=SETTINGS)
+    channel = f"r{uuid.uuid4().hex[:10]}"
+    sockets = _open_streams(server, channel, clients)
+    try:
+        assert wait_for(lambda: subscribers(server) == clients, timeout=30)
+        before = redis.publishes()
+        for _ in range(5):
+            httpx.post(server.url(f"/publish/{channel}/?n=10"), timeout=30)
+        per_publish = (redis.publishes() - before) / 50
+        # One PUBLISH per event, whatever the number of clients (pings add a few per second).
+        assert per_publish < 1.5, per_publish
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.stop()
