@@ -66,8 +66,9 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
             ]
         return [
             Warning(
-                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: a hand-built StreamingHttpResponse with "
-                "content type text/event-stream will not stream per event under ASGI.",
+                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: a hand-built StreamingHttpResponse of a sync "
+                "iterator with content type text/event-stream is collected into a list under ASGI, and an "
+                "async one into a list under WSGI, so neither streams per event.",
                 hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE.",
                 id="django_sse.W001",
             )
