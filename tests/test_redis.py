@@ -68,14 +68,16 @@ def publisher(channel: str, count: int, interval: float) -> subprocess.Popen[str
     )
 
 
-def follow(url: str, expected: int, deadline: float) -> list[tuple[str, int]]:
+def follow(url: str, expected: int, deadline: float, pids: set[str] | None = None) -> list[tuple[str, int]]:
     """A client that reconnects with Last-Event-ID whenever its stream ends, like a browser."""
     received: list[tuple[str, int]] = []
     last_id = None
+    pids = set() if pids is None else pids
     while len(received) < expected and time.monotonic() < deadline:
         headers = {**BROWSER_HEADERS, **({"Last-Event-ID": last_id} if last_id else {})}
         try:
             with httpx.Client(timeout=10) as client, client.stream("GET", url, headers=headers) as response:
+                pids.add(response.headers["x-server-pid"])
                 for line in response.iter_lines():
                     if line.startswith("id: "):
                         last_id = line[4:]
@@ -96,10 +98,11 @@ def subscribers(server) -> int:
 def test_every_client_on_every_process_gets_every_event_once_in_order(cluster):
     uvicorn, daphne = cluster
     channel = f"r{uuid.uuid4().hex[:10]}"
-    urls = [uvicorn.url(f"/channels/{channel}/")] * 6 + [daphne.url(f"/channels/{channel}/")] * 2
+    urls = [uvicorn.url(f"/channels/{channel}/")] * 8 + [daphne.url(f"/channels/{channel}/")] * 2
+    pids: set[str] = set()
     with ThreadPoolExecutor(len(urls)) as pool:
         deadline = time.monotonic() + 60
-        clients = [pool.submit(follow, url, 60, deadline) for url in urls]
+        clients = [pool.submit(follow, url, 60, deadline, pids) for url in urls]
         time.sleep(1.5)  # let every client connect and take its starting position
         process = publisher(channel, 60, 0.02)
         assert process.wait(timeout=60) == 0
@@ -108,6 +111,7 @@ def test_every_client_on_every_process_gets_every_event_once_in_order(cluster):
     published = [line.split() for line in process.stdout.read().splitlines()]
     expected = [(event_id, seq) for seq, (event_id, status) in enumerate(published)]
     assert all(status == "ok" for _, status in published)
+    assert len(pids) == 3, f"clients reached only server processes {pids}"  # 2 uvicorn workers + daphne
     for received in results:
         assert received == expected
 

@@ -3,8 +3,9 @@
 import os
 
 from .settings import *  # noqa: F403
-from .settings import DJANGO_SSE
+from .settings import DJANGO_SSE, MIDDLEWARE
 
+MIDDLEWARE = ["tests.project.server_pid.server_pid_middleware", *MIDDLEWARE]
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
