@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .event import Event
 
 __all__ = ["Closed", "Hub", "SlowClient", "Subscription"]
 
 logger = logging.getLogger("django_sse")
+
+#: An event with its id as an int (None without one), converted once per event rather than per stream.
+_Entry = tuple[int | None, Event]
 
 
 class SlowClient(Exception):
@@ -37,19 +41,30 @@ class Subscription:
         self.hub = hub
         self.channels = tuple(channels)
         self.loop = loop
-        self._buffer: collections.deque[Event] = collections.deque()
+        #: Called on ``loop`` when events arrive or the stream must end; set by the stream's reader.
+        self.on_ready: Callable[[], None] | None = None
+        self._buffer: collections.deque[_Entry] = collections.deque()
         self._limit = buffer
-        self._wake = asyncio.Event()
         self._failure: Exception | None = None
+
+    def take(self) -> _Entry | None:
+        """The next event with its id as an int, or ``None`` if none is waiting.
+
+        Raises ``SlowClient`` or ``Closed`` when the stream must end.
+        """
+        if self._buffer:
+            return self._buffer.popleft()
+        if self._failure is not None:
+            raise self._failure
+        return None
 
     async def get(self) -> Event:
         """The next event; raises ``SlowClient`` or ``Closed`` when the stream must end."""
-        while not self._buffer:
-            if self._failure is not None:
-                raise self._failure
-            self._wake.clear()
-            await self._wake.wait()
-        return self._buffer.popleft()
+        while (entry := self.take()) is None:
+            ready: asyncio.Future[None] = self.loop.create_future()
+            self.on_ready = functools.partial(_resolve, ready)
+            await ready
+        return entry[1]
 
     def close(self) -> None:
         """Stop receiving events (idempotent)."""
@@ -57,20 +72,27 @@ class Subscription:
 
     # Called on self.loop only.
 
-    def _put(self, events: Iterable[Event]) -> None:
+    def _put(self, entries: Iterable[_Entry]) -> None:
         if self._failure is not None:
             return
-        self._buffer.extend(events)
+        self._buffer.extend(entries)
         if len(self._buffer) > self._limit:
             self._buffer.clear()  # free the memory now; the client replays from history
             self._fail(SlowClient(f"more than {self._limit} events waiting"))
             self.hub.count_slow_client(self)
-        self._wake.set()
+        elif self.on_ready is not None:
+            self.on_ready()
 
     def _fail(self, failure: Exception) -> None:
         if self._failure is None:
             self._failure = failure
-        self._wake.set()
+        if self.on_ready is not None:
+            self.on_ready()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Hub:
@@ -79,17 +101,20 @@ class Hub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_channel: dict[str, set[Subscription]] = collections.defaultdict(set)
+        self._all: set[Subscription] = set()  # so that counting them is no work
         self.slow_clients = 0
 
     def add(self, subscription: Subscription) -> None:
         """Start delivering the subscription's channels to it."""
         with self._lock:
+            self._all.add(subscription)
             for channel in subscription.channels:
                 self._by_channel[channel].add(subscription)
 
     def remove(self, subscription: Subscription) -> None:
         """Stop delivering to the subscription (idempotent)."""
         with self._lock:
+            self._all.discard(subscription)
             for channel in subscription.channels:
                 subscribers = self._by_channel.get(channel)
                 if subscribers is not None:
@@ -103,27 +128,39 @@ class Hub:
             return set(self._by_channel)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len({s for subs in self._by_channel.values() for s in subs})
+        return len(self._all)
 
     def deliver(self, batch: Sequence[tuple[str, Event]]) -> None:
         """Hand ``(channel, event)`` pairs, in order, to every subscriber; from any thread."""
-        per_loop: dict[asyncio.AbstractEventLoop, dict[Subscription, list[Event]]] = {}
+        entries = [
+            (channel, (None if event.id is None else int(event.id), event)) for channel, event in batch
+        ]
+        by_channel: dict[str, list[_Entry]] = {}
+        for channel, entry in entries:
+            by_channel.setdefault(channel, []).append(entry)
+        per_loop: dict[asyncio.AbstractEventLoop, dict[Subscription, list[_Entry]]] = {}
         with self._lock:
-            for channel, event in batch:
+            for channel, channel_entries in by_channel.items():
                 for subscription in self._by_channel.get(channel, ()):
-                    per_loop.setdefault(subscription.loop, {}).setdefault(subscription, []).append(event)
-        for loop, events_by_subscription in per_loop.items():
+                    deliveries = per_loop.get(subscription.loop)
+                    if deliveries is None:
+                        deliveries = per_loop[subscription.loop] = {}
+                    if len(subscription.channels) == 1:
+                        deliveries[subscription] = channel_entries  # one list for all, never changed
+                    elif subscription not in deliveries:
+                        wanted = subscription.channels
+                        deliveries[subscription] = [entry for c, entry in entries if c in wanted]
+        for loop, deliveries in per_loop.items():
             try:
-                loop.call_soon_threadsafe(_put_all, events_by_subscription)
+                loop.call_soon_threadsafe(_put_all, deliveries)
             except RuntimeError:  # that loop is closed: its streams have ended
-                for subscription in events_by_subscription:
+                for subscription in deliveries:
                     self.remove(subscription)
 
     def close_all(self, reason: str) -> None:
         """End every subscribed stream (e.g. at shutdown), so that clients reconnect and replay."""
         with self._lock:
-            subscriptions = {s for subs in self._by_channel.values() for s in subs}
+            subscriptions = set(self._all)
         for subscription in subscriptions:
             try:
                 subscription.loop.call_soon_threadsafe(subscription._fail, Closed(reason))
@@ -142,6 +179,6 @@ class Hub:
         )
 
 
-def _put_all(events_by_subscription: dict[Subscription, list[Event]]) -> None:
-    for subscription, events in events_by_subscription.items():
-        subscription._put(events)
+def _put_all(deliveries: dict[Subscription, list[_Entry]]) -> None:
+    for subscription, entries in deliveries.items():
+        subscription._put(entries)

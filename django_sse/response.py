@@ -22,6 +22,7 @@ from .event import HEARTBEAT, encode, encode_comment, encode_retry
 __all__ = ["DEFAULT", "EventStreamResponse"]
 
 CONTENT_TYPE = "text/event-stream"
+_BATCH_BYTES = 2**16
 
 
 class _Default:
@@ -156,7 +157,17 @@ async def _async_chunks(
     source = bridge.async_source(events)
     try:
         while (item := await source.get(heartbeat)) is not bridge.END:
-            yield HEARTBEAT if item is bridge.IDLE else encoder(item)
+            if item is bridge.IDLE:
+                yield HEARTBEAT
+                continue
+            chunks = [encoder(item)]
+            size = len(chunks[0])
+            # Events that are there already (a channel stream's buffer) go out together: one
+            # write instead of several, up to the size of one ASGI body chunk of Django's.
+            while size < _BATCH_BYTES and (item := source.take_ready()) is not bridge.NOT_READY:
+                chunks.append(encoder(item))
+                size += len(chunks[-1])
+            yield b"".join(chunks)
     finally:
         await source.aclose()
 

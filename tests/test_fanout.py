@@ -85,3 +85,70 @@ def test_delivery_to_a_closed_loop_drops_the_subscription():
     hub.deliver([("a", Event(data="x", id="1"))])
     assert len(hub) == 0
     sub.close()  # idempotent
+
+
+def test_len_counts_each_subscription_once_and_follows_removals():
+    loop = asyncio.new_event_loop()
+    try:
+        hub = Hub()
+        subs = [Subscription(hub, ["a", "b", "c"], 10, loop) for _ in range(3)]
+        for s in subs:
+            hub.add(s)
+        assert len(hub) == 3
+        subs[0].close()
+        subs[0].close()  # idempotent
+        assert len(hub) == 2
+        hub.add(Subscription(hub, ["d"], 10, loop))
+        assert (len(hub), hub.channels()) == (3, {"a", "b", "c", "d"})
+    finally:
+        loop.close()
+
+
+def test_events_are_buffered_with_their_ids_as_ints_in_batch_order_per_subscriber():
+    async def main():
+        hub = Hub()
+        loop = asyncio.get_running_loop()
+        a, ab, b = (Subscription(hub, names, 10, loop) for names in (["a"], ["a", "b"], ["b"]))
+        for s in (a, ab, b):
+            hub.add(s)
+        events = [Event(data=str(i), id=str(i)) for i in range(1, 5)]
+        hub.deliver(list(zip(["a", "b", "a", "b"], events, strict=True)))
+        await asyncio.sleep(0)
+
+        def drain(s):
+            taken = []
+            while (entry := s.take()) is not None:
+                taken.append(entry)
+            return taken
+
+        return drain(a), drain(ab), drain(b), events
+
+    a, ab, b, events = run(main())
+    assert a == [(1, events[0]), (3, events[2])]
+    assert ab == [(i + 1, e) for i, e in enumerate(events)]
+    assert b == [(2, events[1]), (4, events[3])]
+
+
+def test_on_ready_is_called_on_the_loop_for_events_and_for_the_end():
+    async def main():
+        hub = Hub()
+        sub = Subscription(hub, ["a"], 10, asyncio.get_running_loop())
+        calls = []
+        called = asyncio.Event()
+
+        def on_ready():
+            calls.append(threading.current_thread())
+            called.set()
+
+        sub.on_ready = on_ready
+        hub.add(sub)
+        threading.Thread(target=hub.deliver, args=([("a", Event(data="x", id="1"))],)).start()
+        await asyncio.wait_for(called.wait(), 5)
+        hub.close_all("bye")
+        await asyncio.sleep(0.01)
+        assert sub.take() == (1, Event(data="x", id="1"))
+        with pytest.raises(Closed):
+            sub.take()
+        return calls
+
+    assert run(main()) == [threading.current_thread()] * 2

@@ -7,6 +7,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import aclosing
 
 import pytest
 from django.http import StreamingHttpResponse
@@ -169,3 +170,87 @@ def test_wrapping_middleware_still_gets_a_stream():
     assert isinstance(chunks, Iterator)
     response.streaming_content = (chunk.upper() for chunk in chunks)
     assert list(response) == [b":\n\n", b"DATA: A\n\n"]
+
+
+@pytest.mark.parametrize("heartbeat", [None, 0.1])
+def test_asgi_disconnect_mid_item_closes_the_async_generator_at_once(heartbeat):
+    # Django's ASGI handler cancels the task that sends the response when the client leaves.
+    async def run():
+        closed = asyncio.Event()
+
+        async def events():
+            try:
+                yield "first"
+                await asyncio.sleep(30)
+                yield "never"
+            finally:
+                closed.set()
+
+        async def serve():
+            async with aclosing(aiter(EventStreamResponse(events(), heartbeat=heartbeat))) as chunks:
+                async for _ in chunks:
+                    pass
+
+        task = asyncio.create_task(serve())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.wait_for(closed.wait(), 1)
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def channels_without_history(settings, monkeypatch):
+    from django_sse import shutdown
+
+    settings.DJANGO_SSE = {"HISTORY": False, "CLIENT_BUFFER": 5}
+    monkeypatch.setattr(shutdown, "install", lambda: None)  # no signal handlers in the test process
+
+
+def channel_response(heartbeat=None):
+    from django_sse.streams import channel_stream
+
+    stream = channel_stream(["a"], None, own=None, initial=None, reset_event="reset")
+    return EventStreamResponse(stream, retry=None, heartbeat=heartbeat)
+
+
+@pytest.mark.usefixtures("channels_without_history")
+def test_channel_events_waiting_together_go_out_in_one_chunk_without_those_sent_already():
+    from django_sse.backends import get_backend
+
+    async def run():
+        backend = get_backend()
+        backend.publish("a", Event(data="before"))  # id 1: the new stream starts after it
+        chunks = aiter(channel_response())
+        assert [await anext(chunks), await anext(chunks)] == [b":\n\n", b"id: 1\n\n"]
+        events = [Event(data=d, id=i) for d, i in [("old", "1"), ("x", "2"), ("y", "3")]]
+        backend.hub.deliver([("a", event) for event in events])
+        chunk = await anext(chunks)
+        await chunks.aclose()
+        return chunk
+
+    assert asyncio.run(run()) == b"id: 2\ndata: x\n\nid: 3\ndata: y\n\n"
+
+
+@pytest.mark.usefixtures("channels_without_history")
+def test_channel_stream_heartbeats_while_idle_and_ends_when_the_client_falls_behind():
+    from django_sse.backends import get_backend
+
+    async def run():
+        backend = get_backend()
+        chunks = aiter(channel_response(heartbeat=0.1))
+        head = [await anext(chunks), await anext(chunks)]
+        idle = [await anext(chunks), await anext(chunks)]
+        backend.publish("a", Event(data="live"))
+        live = await anext(chunks)
+        for i in range(6):  # more than CLIENT_BUFFER while the stream is not read
+            backend.publish("a", Event(data=str(i)))
+        await asyncio.sleep(0.01)
+        rest = [chunk async for chunk in chunks]
+        return head, idle, live, rest, backend.hub.slow_clients, len(backend.hub)
+
+    head, idle, live, rest, slow_clients, subscribers = asyncio.run(run())
+    assert head == [b":\n\n", b"id: 0\n\n"]
+    assert idle == [HEARTBEAT, HEARTBEAT]
+    assert live == b"id: 1\ndata: live\n\n"
+    assert (rest, slow_clients, subscribers) == ([], 1, 0)

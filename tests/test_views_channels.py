@@ -193,3 +193,21 @@ def test_a_new_channel_starts_from_now_while_other_channels_are_streamed():
         assert [e.data for e in read_events(response, 1)] == ["new"]
         publish("busy", "tock")
         assert [e.data for e in busy.result(timeout=10)] == ["tick", "tock"]
+
+
+class Ticking(Room):
+    def stream(self, request, *args, **kwargs):
+        while True:
+            time.sleep(0.05)
+            yield Event(event="tick", data="own")
+
+
+def test_a_stream_with_its_own_events_still_ends_when_its_channels_end():
+    # At shutdown (or for a slow client) the whole stream ends, so the client reconnects and replays,
+    # rather than going on with its own events and never a channel event again.
+    from django_sse.backends import get_backend
+
+    response = Ticking.as_view()(RequestFactory().get("/"), names="a")
+    threading.Timer(0.3, get_backend().close, args=("bye",)).start()
+    with pytest.raises(AssertionError, match="the stream ended after"):
+        read_events(response, 1000, timeout=10)
