@@ -62,6 +62,11 @@ _SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "POLL_INTERVAL": (1.0, _positive_number, "a positive number of seconds"),
     "CHANNEL_LAYER": ("default", lambda v: isinstance(v, str) and bool(v), "a CHANNEL_LAYERS alias"),
     "PING_INTERVAL": (5.0, _positive_number, "a positive number of seconds"),
+    "DIAGNOSTICS_TOKEN": (
+        None,
+        lambda v: v is None or (isinstance(v, str) and bool(v)),
+        "a non-empty str, or None",
+    ),
 }
 
 DEFAULTS: Mapping[str, Any] = {key: spec[0] for key, spec in _SCHEMA.items()}
@@ -82,6 +87,7 @@ class SSESettings:
     poll_interval: float
     channel_layer: str
     ping_interval: float
+    diagnostics_token: str | None
 
 
 def setting_errors(raw: object) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -72,12 +73,31 @@ def _commands(port: int) -> dict[str, list[str]]:
         "channels": [*daphne, "tests.project.channels_asgi:application"],
         "gunicorn-sync": [*gunicorn, "--worker-class", "sync"],
         "gunicorn-gthread": [*gunicorn, "--worker-class", "gthread", "--threads", "16"],
+        # uWSGI from PyPI's pyuwsgi wheel: it runs in this venv's interpreter (see test_wsgi_servers.py).
+        # --die-on-term: uWSGI 2.0 reloads on SIGTERM otherwise; --threads also enables Python threads.
+        "uwsgi": [
+            str(BIN / "uwsgi"), "--http-socket", bind, "--module", "tests.project.wsgi:application",
+            "--master", "--processes", "1", "--threads", "16", "--die-on-term", "--need-app",
+            "--disable-logging",
+        ],
+        # The application is appended after extra_args (_LAST_ARGS): waitress-serve wants it last.
+        "waitress": [str(BIN / "waitress-serve"), f"--listen={bind}", "--threads=16"],
+        # Settings without daphne: runserver is Django's own WSGI server (wsgiref).
+        "runserver-wsgi": [sys.executable, "manage.py", "runserver", bind, "--noreload", "--skip-checks"],
     }  # fmt: skip
+
+
+#: Settings modules of the kinds that do not run the test project's usual settings.
+SERVER_SETTINGS = {"runserver-wsgi": "tests.project.settings_nodaphne"}
+#: Arguments that go after start()'s extra_args.
+_LAST_ARGS = {"waitress": ["tests.project.wsgi:application"]}
 
 
 ASGI_SERVERS = ["daphne", "runserver", "uvicorn", "channels"]
 WSGI_SERVERS = ["gunicorn-sync", "gunicorn-gthread"]
 ALL_SERVERS = ASGI_SERVERS + WSGI_SERVERS
+#: WSGI servers tested in test_wsgi_servers.py (and behind nginx: gunicorn-gthread).
+MORE_WSGI_SERVERS = ["uwsgi", "waitress", "runserver-wsgi"]
 
 
 @dataclass
@@ -116,7 +136,7 @@ def start(
     name: str,
     *,
     extra_args: tuple[str, ...] = (),
-    settings: str = "tests.project.settings",
+    settings: str | None = None,
     ready_path: str = "/ping/",
     ready_timeout: float = 30.0,
     port: int | None = None,
@@ -124,8 +144,8 @@ def start(
     """Start server ``name`` and wait (bounded) until ``ready_path`` answers."""
     port = port or free_port()
     log_fd, log_name = tempfile.mkstemp(prefix=f"sse-{name}-", suffix=".log")
-    env = environment(settings)
-    command = _commands(port)[name] + list(extra_args)
+    env = environment(settings or SERVER_SETTINGS.get(name, "tests.project.settings"))
+    command = _commands(port)[name] + list(extra_args) + _LAST_ARGS.get(name, [])
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_fd, stderr=subprocess.STDOUT)
     os.close(log_fd)
     server = Server(name, port, process, Path(log_name))
@@ -140,3 +160,119 @@ def start(
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"{name} did not answer within {ready_timeout} s:\n{server.log()}")
+
+
+# nginx in front of a server: a real nginx (Debian's package), with a generated configuration.
+
+#: What holds event streams back, on purpose: nginx's defaults (proxy_buffering on; before 1.29.7 HTTP/1.0
+#: to the upstream), compression of event streams, and a short read timeout.
+NGINX_HOSTILE = """\
+gzip on;
+gzip_types text/event-stream application/json;
+proxy_read_timeout {read_timeout};
+"""
+
+NGINX_CONF = """\
+worker_processes 1;
+error_log {dir}/error.log info;
+pid {dir}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+{hostile}
+{http}
+    server {{
+        listen 127.0.0.1:{port};
+{server}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    # Debian installs it in /usr/sbin, which is not on every user's PATH.
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+@dataclass
+class Nginx:
+    """A running nginx: its master process, started with ``daemon off``, stopped by its PID."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    directory: Path
+    base_url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def log(self) -> str:
+        return (self.directory / "error.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            # Fast shutdown (a graceful SIGQUIT would wait for open streams); the master stops its workers.
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_nginx(
+    upstream_port: int,
+    *,
+    server: str | None = None,
+    http: str = "",
+    hostile: bool = True,
+    read_timeout: str = "2s",
+    ready_path: str = "/ping/",
+) -> Nginx:
+    """Start nginx on a free port in front of ``127.0.0.1:upstream_port``.
+
+    ``server`` is the body of the ``server`` block (default: one ``location /`` that proxies to the
+    upstream with nginx's defaults); ``http`` is added to the ``http`` block; ``hostile`` adds
+    ``NGINX_HOSTILE``. The configuration, pid file and logs are in a temporary directory.
+    """
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError("nginx is not installed: apt-get install -y nginx (.ci/setup does)")
+    directory = Path(tempfile.mkdtemp(prefix="sse-nginx-"))
+    directory.chmod(0o755)  # run as root, nginx's workers run as nobody and use the temp paths in here
+    port = free_port()
+    if server is None:
+        server = f"location / {{ proxy_pass http://127.0.0.1:{upstream_port}; }}"
+    conf = NGINX_CONF.format(
+        dir=directory,
+        port=port,
+        hostile=NGINX_HOSTILE.format(read_timeout=read_timeout) if hostile else "",
+        http=http,
+        server=server,
+    )
+    (directory / "nginx.conf").write_text(conf)
+    command = [binary, "-p", str(directory), "-c", str(directory / "nginx.conf"), "-g", "daemon off;"]
+    log = open(directory / "stderr.log", "wb")  # noqa: SIM115  (nginx writes here before its error_log opens)
+    with log:
+        process = subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+    proxy = Nginx(port, process, directory)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = (directory / "stderr.log").read_text(errors="replace")
+            raise RuntimeError(f"nginx exited with {process.returncode}:\n{output}\n{conf}")
+        try:
+            if httpx.get(proxy.url(ready_path), timeout=1).status_code == 200:
+                return proxy
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proxy.stop()
+    raise RuntimeError(f"nginx did not answer within 15 s:\n{proxy.log()}")

@@ -26,7 +26,8 @@ def test_ten_blocked_sync_streams_do_not_delay_other_requests(servers, server_na
         # Each generator blocks 4 s in time.sleep() before its first event.
         url = server.url(f"/sync/?n=1&first=4&token={token}")
         with httpx.Client(timeout=20) as client, client.stream("GET", url) as response:
-            next(response.iter_raw())  # the preamble: the stream is open and its generator running
+            chunks = response.iter_raw()  # kept: a dropped iterator closes the connection
+            next(chunks)  # the preamble: the stream is open and its generator running
             opened.wait()
             release.wait(20)
 

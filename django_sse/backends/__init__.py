@@ -46,4 +46,7 @@ def reset_backend() -> None:
     with _lock:
         if _backend is not None:
             _backend.close("backend reset")
+            stop = getattr(_backend, "stop", None)
+            if stop is not None:
+                stop()
         _backend = None

@@ -46,6 +46,7 @@ class EmbeddedBackend(BaseBackend):
         self._position: int | None = None  # the highest id handed to the hub
         self._thread: threading.Thread | None = None
         self._counter = itertools.count(1)  # ids without history
+        self._stopped = False
 
     def publish(self, channel: str, event: Event) -> Event:
         if self.settings.history:
@@ -61,28 +62,47 @@ class EmbeddedBackend(BaseBackend):
     def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
         subscription = Subscription(self.hub, channels, self.settings.client_buffer, loop)
         with self._lock:
-            if self.settings.history and (self._position is None or not len(self.hub)):
-                # Nobody was listening, so the dispatcher has not kept up: start from now.
-                self._position = history.newest_id()
-            elif self._position is None:
-                self._position = 0
-            if self.settings.history and self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._dispatch, name=f"{THREAD_PREFIX}-dispatcher", daemon=True
-                )
-                self._thread.start()
+            if not self.settings.history:
+                self._position = self._position or 0
+            else:
+                # A new stream starts from now. The streams already here get what they have not
+                # had yet first, so that nothing published before the new one came is sent to it.
+                newest = history.newest_id()
+                if self._position is not None and len(self.hub):
+                    self.hub.deliver(self._read(self._position, newest))
+                self._position = newest
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._dispatch, name=f"{THREAD_PREFIX}-dispatcher", daemon=True
+                    )
+                    self._thread.start()
             self.hub.add(subscription)
             return subscription, self._position
+
+    def _read(self, after: int, until: int) -> list[tuple[str, Event]]:
+        """Stored events after ``after``, up to ``until``, of the channels streamed here."""
+        channels = self.hub.channels()
+        wanted = sorted(channels) if len(channels) <= _MAX_FILTERED_CHANNELS else None
+        events: list[tuple[str, Event]] = []
+        while batch := history.events_after(wanted, after, _BATCH, until=until):
+            events += batch
+            after = int(batch[-1][1].id or 0)
+        return events
+
+    def stop(self) -> None:
+        """End the dispatcher thread (when the backend is replaced, e.g. in tests)."""
+        self._stopped = True
+        self._wake.set()
 
     def _poll_interval(self) -> float | None:
         """Seconds between looks for events published by other processes (None: only when woken)."""
         return self.settings.poll_interval
 
     def _dispatch(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.wait(self._poll_interval())
             self._wake.clear()
-            if not len(self.hub):
+            if self._stopped or not len(self.hub):
                 continue
             try:
                 self._deliver_new_events()

@@ -33,7 +33,12 @@ DATABASES = {
     }
 }
 ASGI_APPLICATION = "tests.project.asgi.application"
-DJANGO_SSE: dict[str, object] = {"HEARTBEAT": 15, "POLL_INTERVAL": 0.2, "CLIENT_BUFFER": 100, "MAX_CHANNELS": 5}
+DJANGO_SSE: dict[str, object] = {
+    "HEARTBEAT": 15,
+    "POLL_INTERVAL": 0.2,
+    "CLIENT_BUFFER": 100,
+    "MAX_CHANNELS": 5,
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -15,5 +15,5 @@ CHANNEL_LAYERS = {
 DJANGO_SSE = {
     **DJANGO_SSE,
     "BACKEND": "django_sse.backends.channel_layer.ChannelLayerBackend",
-    "PING_INTERVAL": 0.5,
+    "PING_INTERVAL": float(os.environ.get("SSE_TEST_PING_INTERVAL", "0.5")),
 }

@@ -1,6 +1,11 @@
-from django.urls import path
+from django.urls import include, path
+
+from django_sse.diagnostics import DiagnosticStreamView
 
 from . import views
+
+#: The token of the diagnostic stream at /check/diagnostics/ (tests/test_sse_check.py).
+CHECK_TOKEN = "tests-diagnostics-token"
 
 urlpatterns = [
     path("sync/", views.SyncStream.as_view()),
@@ -16,4 +21,8 @@ urlpatterns = [
     path("publish/<str:channel>/", views.publish_view),
     path("sse-stats/", views.sse_stats),
     path("browser/", views.browser_page),
+    # The diagnostic stream as users include it (DEBUG, staff or DJANGO_SSE["DIAGNOSTICS_TOKEN"]) ...
+    path("sse/", include("django_sse.urls")),
+    # ... and with a token of its own, for the servers the tests run (DEBUG off, no users).
+    path("check/diagnostics/", DiagnosticStreamView.as_view(token=CHECK_TOKEN)),
 ]
