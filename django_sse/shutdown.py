@@ -10,6 +10,7 @@ history. The server's own handler is then called as before.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import threading
@@ -18,6 +19,8 @@ from types import FrameType
 from typing import Any
 
 __all__ = ["install"]
+
+logger = logging.getLogger("django_sse")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: Longest wait, in seconds, for streams to end before the server's own handler runs.
@@ -38,7 +41,12 @@ def _chain(previous: Any) -> Any:
     def handler(signum: int, frame: FrameType | None) -> None:
         from .backends import close_backend, open_subscriptions
 
-        close_backend("server shutting down")
+        try:
+            close_backend("server shutting down")
+        except Exception:  # the server's own handler must run whatever happens here
+            logger.exception("django-sse: ending streams at shutdown failed")
+            _call(previous, signum, frame)
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop here (a WSGI worker): the server waits for its threads

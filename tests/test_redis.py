@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.redis_server import Redis, start_redis
+from tests.redis_server import start_redis
 from tests.servers import ROOT, environment, start
 from tests.sse_client import BROWSER_HEADERS, wait_for
 
@@ -153,7 +153,9 @@ def _open_streams(server, channel: str, count: int):
     return sockets
 
 
-def test_redis_traffic_per_publish_does_not_grow_with_clients(redis: Redis, monkeypatch):
+def test_redis_traffic_per_publish_does_not_grow_with_clients(monkeypatch):
+    redis = start_redis()  # of its own: other tests' servers ping theirs
+    monkeypatch.setenv("SSE_TEST_REDIS_URL", redis.url)
     monkeypatch.setenv("SSE_TEST_PING_INTERVAL", "60")  # no liveness pings inside the measurement
     server = start("uvicorn", settings=SETTINGS)
     per_publish = {}
@@ -173,5 +175,35 @@ def test_redis_traffic_per_publish_does_not_grow_with_clients(redis: Redis, monk
             assert wait_for(lambda: subscribers(server) == 0, timeout=30)
     finally:
         server.stop()
+        redis.stop()
     # One PUBLISH per event, whether 10 or 500 clients watch it.
     assert per_publish == {10: 1.0, 500: 1.0}
+
+
+def test_publish_raises_publish_error_after_storing_when_redis_is_unreachable():
+    # In-process, against a port where nothing listens: the event is stored, then PublishError.
+    code = (
+        "import django; django.setup()\n"
+        "from django.db import transaction\n"
+        "from django_sse import PublishError, publish\n"
+        "from django_sse.models import StoredEvent\n"
+        "try:\n"
+        "    publish('c', 'x')\n"
+        "except PublishError as exc:\n"
+        "    print('raised', StoredEvent.objects.filter(id=exc.event.id).exists())\n"
+        "with transaction.atomic():\n"
+        "    event = publish('c', 'in a transaction')\n"
+        "    transaction.on_commit(lambda: print('later callback ran'))\n"
+        "print('committed', StoredEvent.objects.filter(id=event.id).exists())\n"
+    )
+    env = {
+        **environment(SETTINGS),
+        "SSE_TEST_REDIS_URL": "redis://127.0.0.1:9/0",
+        "SSE_TEST_PING_INTERVAL": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.splitlines() == ["raised True", "later callback ran", "committed True"], (
+        result.stderr
+    )

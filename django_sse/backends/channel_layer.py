@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -66,6 +67,7 @@ class ChannelLayerBackend(EmbeddedBackend):
         self._groups: set[str] = set()
         self._pong: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._ready_by = 0.0  # monotonic time by which the listener should have its channel
 
     def _poll_interval(self) -> float | None:
         return None  # woken by the layer's messages and by each successful ping
@@ -73,15 +75,21 @@ class ChannelLayerBackend(EmbeddedBackend):
     # Publishing
 
     def publish(self, channel: str, event: Event) -> Event:
-        self._start_listener()
         using = router.db_for_write(StoredEvent)
-        transaction.on_commit(lambda: self._announce(channel, event), using=using)
+        if transaction.get_connection(using).in_atomic_block:
+            # Announced at commit. A failure then is logged, not raised: raising would skip the
+            # transaction's other on_commit callbacks. Streams have ended anyway when the layer
+            # is down, and clients replay the event when they reconnect.
+            transaction.on_commit(lambda: self._announce(channel, event), using=using, robust=True)
+        else:
+            self._announce(channel, event)
         return event
 
     def _announce(self, channel: str, event: Event) -> None:
         self._wake.set()  # this process's own streams need no round trip
         message = {"type": "sse.event", "id": event.id, "channel": channel}
         try:
+            self._start_listener()
             self._run(self.layer.group_send(group_name(channel), message))
         except Exception as exc:
             self._mark_down(exc)
@@ -90,9 +98,9 @@ class ChannelLayerBackend(EmbeddedBackend):
     # Subscribing
 
     def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
-        self._start_listener()
         if self.available:
             try:
+                self._start_listener()
                 self._run(self._join(channels))
             except Exception as exc:
                 self._mark_down(exc)
@@ -117,8 +125,10 @@ class ChannelLayerBackend(EmbeddedBackend):
     # The listener: one thread and event loop per process.
 
     def _start_listener(self) -> None:
+        """Start the listener once; raise if it has no channel of the layer yet."""
         with self._lock:
             if self._loop is None:
+                self._ready_by = time.monotonic() + self.settings.ping_interval
                 self._loop = asyncio.new_event_loop()
                 threading.Thread(
                     target=self._loop.run_until_complete,
@@ -126,8 +136,9 @@ class ChannelLayerBackend(EmbeddedBackend):
                     name=f"{THREAD_PREFIX}-layer",
                     daemon=True,
                 ).start()
-        if not self._ready.wait(self.settings.ping_interval):
-            self._mark_down(TimeoutError("no channel from the channel layer"))
+        # Callers wait for the listener's first PING_INTERVAL at most, not each as long again.
+        if not self._ready.wait(max(0.0, self._ready_by - time.monotonic())):
+            raise TimeoutError("the channel layer gave no channel yet")
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         assert self._loop is not None

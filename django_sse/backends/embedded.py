@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from django.db import close_old_connections, connections, router, transaction
+from django.db import connections, router, transaction
 
 from .. import history
 from ..bridge import THREAD_PREFIX
@@ -108,8 +108,9 @@ class EmbeddedBackend(BaseBackend):
                 self._deliver_new_events()
             except Exception:
                 logger.exception("django-sse: reading new events failed; retrying")
-            finally:
-                close_old_connections()
+                # A fresh connection next time (the database may have restarted). Otherwise this
+                # thread keeps one connection, rather than one per wake-up with CONN_MAX_AGE = 0.
+                connections.close_all()
 
     def _deliver_new_events(self) -> None:
         while True:
@@ -130,7 +131,3 @@ class EmbeddedBackend(BaseBackend):
                 self._position = max(start, end)
             if len(batch) < _BATCH:
                 return
-
-    def close(self, reason: str = "server shutting down") -> None:
-        super().close(reason)
-        connections.close_all()
