@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import router, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from .event import Event
@@ -58,7 +59,9 @@ def events_after(
 
 def newest_id() -> int:
     """The highest id issued so far that is still stored, or 0."""
-    return StoredEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    # An aggregate reads its one row to the end: .first() would leave its cursor open, and an open
+    # cursor keeps a read lock on the table in SQLite's shared-cache mode (Django's test databases).
+    return StoredEvent.objects.aggregate(newest=Max("id"))["newest"] or 0
 
 
 def parse_last_event_id(value: str | None) -> int | None:
@@ -84,7 +87,7 @@ def resume(last_event_id: str | None, position: int) -> Resume:
         return Resume(None, "malformed")
     if after > max(position, newest_id()):
         return Resume(None, "unknown")  # not issued here: another database, or a reset one
-    oldest = StoredEvent.objects.order_by("id").values_list("id", flat=True).first()
+    oldest = StoredEvent.objects.aggregate(oldest=Min("id"))["oldest"]
     # Pruning deletes a prefix of ids: if the oldest kept is beyond after + 1, some are gone.
     if after < position and (oldest is None or oldest > after + 1):
         return Resume(None, "expired")
@@ -99,10 +102,10 @@ def prune(*, max_events: int | None, max_age: datetime.timedelta | None) -> int:
     cutoff = 0
     if max_events is not None:
         kept = StoredEvent.objects.order_by("-id").values_list("id", flat=True)[max_events : max_events + 1]
-        cutoff = max(cutoff, next(iter(kept), 0))
+        cutoff = max([cutoff, *kept])
     if max_age is not None:
-        old = StoredEvent.objects.filter(created__lt=timezone.now() - max_age).order_by("-id")
-        cutoff = max(cutoff, old.values_list("id", flat=True).first() or 0)
+        old = StoredEvent.objects.filter(created__lt=timezone.now() - max_age)
+        cutoff = max(cutoff, old.aggregate(newest=Max("id"))["newest"] or 0)
     if not cutoff:
         return 0
     deleted, _ = StoredEvent.objects.filter(id__lte=cutoff).delete()

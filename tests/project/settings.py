@@ -1,6 +1,7 @@
 """Settings of the project the server tests run: GZip on, daphne installed (so runserver is ASGI)."""
 
 import os
+import tempfile
 
 SECRET_KEY = "tests-only"
 DEBUG = False
@@ -23,6 +24,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SSE_TEST_DB", ":memory:"),
+        # pytest's test database as a file: streams read history on other threads while tests
+        # publish, and an in-memory database (shared cache) makes them lock each other out.
+        "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"django_sse_tests_{os.getpid()}.sqlite3")},
         # Publishers and streams in several processes share the file: WAL lets readers and one
         # writer work at once, IMMEDIATE takes the write lock up front, timeout waits for it.
         "OPTIONS": {
