@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
+#: The streams of the test project: EventStreamView.stream() sync or async, and hand-built
+#: StreamingHttpResponses (sync or async) that only the middleware makes stream per event.
+MODES = ["sync", "async", "plain/sync", "plain/async"]
+INTERVAL = 0.3  # seconds between yields in the delivery tests
+MAX_LAG = 0.15  # an event must arrive within this of its yield
+
 # What a browser sends, so that GZip would compress if nothing stopped it.
 BROWSER_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "gzip, deflate, br"}
 
@@ -59,3 +65,14 @@ def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05) -> boo
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+def assert_each_event_arrived_when_yielded(received: Received, count: int) -> None:
+    """Events 0..count-1 arrived in order, each within MAX_LAG of its yield and before the next yield."""
+    data = received.data()
+    assert [d["i"] for d in data] == list(range(count))
+    for i, (arrived, _) in enumerate(received.events):
+        lag = arrived - data[i]["t"]
+        assert lag < MAX_LAG, f"event {i} arrived {lag:.3f} s after it was yielded"
+        if i + 1 < len(data):
+            assert arrived < data[i + 1]["t"], f"event {i} arrived only after event {i + 1} was yielded"

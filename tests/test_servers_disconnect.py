@@ -8,9 +8,7 @@ import uuid
 import pytest
 
 from tests.servers import ALL_SERVERS, ASGI_SERVERS, WSGI_SERVERS
-from tests.sse_client import first_chunk_delay, read_events, wait_for
-
-MODES = ["sync", "async", "plain/sync", "plain/async"]
+from tests.sse_client import MODES, first_chunk_delay, read_events, wait_for
 
 
 def assert_cleaned_up(server, token: str, *, timeout: float = 10.0) -> None:
