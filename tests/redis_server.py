@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 
 @dataclass
@@ -44,13 +44,7 @@ class Redis:
         return 0
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def start_redis(port: int | None = None) -> Redis:

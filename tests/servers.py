@@ -51,6 +51,17 @@ def start_publisher(channels: str, count: int, interval: float) -> subprocess.Po
     return subprocess.Popen(command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, text=True)
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a process the tests started, by its PID: SIGTERM, then SIGKILL after 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -98,6 +109,8 @@ WSGI_SERVERS = ["gunicorn-sync", "gunicorn-gthread"]
 ALL_SERVERS = ASGI_SERVERS + WSGI_SERVERS
 #: WSGI servers tested in test_wsgi_servers.py (and behind nginx: gunicorn-gthread).
 MORE_WSGI_SERVERS = ["uwsgi", "waitress", "runserver-wsgi"]
+#: Every server the core delivery and disconnect tests run on.
+EVERY_SERVER = ALL_SERVERS + MORE_WSGI_SERVERS
 
 
 @dataclass
@@ -123,13 +136,7 @@ class Server:
         return httpx.get(self.url("/stats/"), timeout=10).json()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def start(
@@ -218,14 +225,8 @@ class Nginx:
         return (self.directory / "error.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            # Fast shutdown (a graceful SIGQUIT would wait for open streams); the master stops its workers.
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        # SIGTERM is nginx's fast shutdown (a graceful SIGQUIT would wait for open streams).
+        stop_process(self.process)
 
 
 def start_nginx(

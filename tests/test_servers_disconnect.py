@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.servers import ALL_SERVERS, ASGI_SERVERS, WSGI_SERVERS
+from tests.servers import ASGI_SERVERS, EVERY_SERVER, WSGI_SERVERS
 from tests.sse_client import MODES, first_chunk_delay, read_events, wait_for
 
 
@@ -28,7 +28,7 @@ def assert_cleaned_up(server, token: str, *, timeout: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("server_name", ALL_SERVERS)
+@pytest.mark.parametrize("server_name", EVERY_SERVER)
 def test_endless_stream_is_closed_when_client_leaves(servers, server_name, mode):
     server = servers[server_name]
     token = str(uuid.uuid4())

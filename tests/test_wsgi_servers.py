@@ -1,58 +1,26 @@
 """The other WSGI servers, for real: uWSGI, waitress, and ``runserver`` without daphne (wsgiref).
 
-gunicorn (sync and gthread) is in the core server tests. uWSGI comes from PyPI's ``pyuwsgi``: the same
-uWSGI 2.0 core as the ``uwsgi`` package, as a prebuilt wheel that runs in this venv's interpreter (no
-compiler, and not Debian's uwsgi-plugin-python3, which embeds the system Python and not the venv's).
+Per-event delivery, first chunk and disconnects of every server, these included, are in the
+core server tests (tests/test_servers_delivery.py, tests/test_servers_disconnect.py).
+
+uWSGI comes from PyPI's ``pyuwsgi``: the same uWSGI 2.0 core as the ``uwsgi`` package, as a
+prebuilt wheel that runs in this venv's interpreter (no compiler, and not Debian's
+uwsgi-plugin-python3, which embeds the system Python and not the venv's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 
 import httpx
 import pytest
 
 from tests.servers import MORE_WSGI_SERVERS, start
 from tests.sse_client import (
-    INTERVAL,
-    MODES,
-    assert_each_event_arrived_when_yielded,
-    first_chunk_delay,
     read_events,
     wait_for,
 )
-from tests.test_servers_disconnect import assert_cleaned_up
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("server_name", MORE_WSGI_SERVERS)
-def test_each_event_arrives_when_yielded(servers, server_name, mode):
-    server = servers[server_name]
-    received = read_events(server.url(f"/{mode}/?n=5&interval={INTERVAL}&token={uuid.uuid4()}"), 5)
-
-    assert received.status == 200
-    assert received.headers["content-type"].startswith("text/event-stream")
-    assert "content-encoding" not in received.headers, "the stream was compressed"
-    assert "content-length" not in received.headers
-    assert received.headers["x-accel-buffering"] == "no"
-    assert received.headers["cache-control"] == "no-cache"
-    assert_each_event_arrived_when_yielded(received, 5)
-
-
-@pytest.mark.parametrize("server_name", MORE_WSGI_SERVERS)
-def test_headers_and_first_chunk_go_out_before_the_first_event(servers, server_name):
-    server = servers[server_name]
-    for mode in MODES:
-        token = uuid.uuid4()
-        headers_after, first_chunk_after, chunk = first_chunk_delay(
-            server.url(f"/{mode}/?n=1&first=1.5&token={token}")
-        )
-        assert wait_for(lambda token=token: server.stats()["counters"].get(f"finally:{token}") == 1)
-        assert headers_after < 0.5, mode
-        assert first_chunk_after < 0.5, mode
-        assert chunk.startswith((b"retry: ", b":")), mode
 
 
 @pytest.mark.parametrize("server_name", MORE_WSGI_SERVERS)
@@ -68,26 +36,6 @@ def test_how_each_server_frames_the_stream(servers, server_name):
             "runserver-wsgi": (None, "close"),
         }[server_name]
     )
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("server_name", MORE_WSGI_SERVERS)
-def test_endless_stream_is_closed_when_client_leaves(servers, server_name, mode):
-    server = servers[server_name]
-    token = str(uuid.uuid4())
-    received = read_events(server.url(f"/{mode}/?n=-1&interval=0.3&token={token}"), 2)
-    assert len(received.events) == 2
-    assert_cleaned_up(server, token)
-
-
-@pytest.mark.parametrize("server_name", MORE_WSGI_SERVERS)
-def test_django_never_collects_our_streams_into_a_list(servers, server_name):
-    server = servers[server_name]
-    for mode in MODES:
-        read_events(server.url(f"/{mode}/?n=2&interval=0.05"), 2)
-    log = server.log()
-    assert "must consume" not in log
-    assert "Traceback" not in log
 
 
 def test_runserver_without_daphne_is_wsgi(servers):
