@@ -1,4 +1,4 @@
-"""The one place where sync and async iteration meet.
+"""The one place where sync and async code meet.
 
 A stream's source may be a sync or an async iterable, and it may be served by
 an ASGI server (which iterates asynchronously) or a WSGI server (which
@@ -7,57 +7,92 @@ iterator into a list first, which never sends an endless stream. Here each
 mismatched source gets a dedicated thread instead and is advanced one item
 at a time, on demand.
 
-Every source offers ``get(timeout)``: the next item, ``IDLE`` when nothing
-arrived within ``timeout`` seconds (the caller sends a heartbeat and asks
-again; the item in progress is kept, never cancelled), or ``END``.
+The iteration protocol, for every source:
+
+- ``poll()``: the next item if it is ready, else ``NOT_READY`` (and the item
+  is being produced: the source calls ``notify()`` when it is), or ``END``;
+- ``take_ready()``: an item that is there already, else ``NOT_READY``; it
+  never starts producing one, so a consumer can batch what is waiting;
+- ``get(timeout)``: the next item, ``IDLE`` when none came within
+  ``timeout`` seconds (the caller sends a heartbeat and asks again; the item
+  in progress is kept, never cancelled), or ``END``;
+- ``attach(parent)``: a source that merges this one is notified instead.
 
 On the async side this is the per-event hot path of every stream, so it
 creates no task and no timer per item: an async iterable is advanced by one
-long-lived task (or by the consumer itself when no heartbeat can interrupt
-it), and each source has one heartbeat timer, re-armed only when it fires.
+long-lived task that reads a few items ahead, and each source has one
+heartbeat timer, re-armed only when it fires.
+
+Sync code that a stream needs when it starts (a view's sync hooks, database
+reads) runs through :func:`call`: on a small bounded pool, never on the
+thread Django keeps for the request, and its database connections are given
+back when it returns. :func:`release_request_thread` lets that per-request
+thread go once a stream has started, so that an open stream holds no thread
+and no database connection of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import contextvars
 import enum
 import functools
+import inspect
 import queue
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Final, Literal, ParamSpec, TypeVar
 
-from django.db import connections
+from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
+from django.db import close_old_connections, connections
 
 __all__ = [
     "END",
     "IDLE",
     "NOT_READY",
+    "THREAD_PREFIX",
     "AsyncSource",
     "Signal",
     "SyncSource",
+    "ThreadLimitReached",
     "async_source",
+    "call",
     "is_async_iterable",
     "merge",
+    "release_request_thread",
     "sync_source",
+    "sync_stream_threads",
 ]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: Thread names, so that the threads a stream costs can be seen and counted.
 THREAD_PREFIX = "django-sse"
 
 
 class Signal(enum.Enum):
-    """What ``get()`` returns instead of an item."""
+    """What the protocol's methods return instead of an item."""
 
+    #: ``get()``: no item within the timeout.
     IDLE = "idle"
+    #: The source has ended.
     END = "end"
+    #: ``poll()``, ``take_ready()``: no item yet.
+    NOT_READY = "not ready"
 
 
-IDLE = Signal.IDLE
-END = Signal.END
+IDLE: Final = Signal.IDLE
+END: Final = Signal.END
+NOT_READY: Final = Signal.NOT_READY
+
+#: What ``poll()`` returns: an item, ``NOT_READY`` or ``END``.
+Polled = Any
+#: What ``get()`` returns: an item, ``IDLE`` or ``END``.
+Got = Any
 
 
 def is_async_iterable(source: object) -> bool:
@@ -65,57 +100,124 @@ def is_async_iterable(source: object) -> bool:
     return not hasattr(source, "__iter__") and hasattr(source, "__aiter__")
 
 
+# ----------------------------------------------------------- sync code, from async code
+
+#: Threads for the sync work of starting streams: a view's sync hooks, subscribing, replay.
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _start_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from .conf import get_settings
+
+            _pool = concurrent.futures.ThreadPoolExecutor(
+                get_settings().worker_threads, thread_name_prefix=f"{THREAD_PREFIX}-worker"
+            )
+        return _pool
+
+
+def _and_give_connections_back(func: Callable[[], T]) -> T:
+    try:
+        return func()
+    finally:
+        # As at the end of a request: with CONN_MAX_AGE = 0 (and with a connection pool) the
+        # connection is closed or returned now, not kept by an idle thread of ours.
+        close_old_connections()
+
+
+async def call(func: Callable[P, T] | Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call ``func`` from async code: await it if it is async, else run it off the event loop.
+
+    Sync code runs on a small pool (``DJANGO_SSE["WORKER_THREADS"]`` threads)
+    and gives its database connections back when done; under a sync caller
+    (a WSGI server, Django's test ``Client``) it runs on the caller's
+    thread, as the rest of the request does.
+    """
+    if inspect.iscoroutinefunction(func):
+        return await func(*args, **kwargs)  # type: ignore[no-any-return]
+    if getattr(AsyncToSync.executors, "current", None) is not None:
+        result = await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
+    else:
+        context = contextvars.copy_context()
+        job = functools.partial(context.run, func, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(_start_pool(), _and_give_connections_back, job)
+    if inspect.isawaitable(result):  # a sync function that returned an awaitable: an async hook
+        return await result  # type: ignore[no-any-return]
+    return result  # type: ignore[return-value]
+
+
+def release_request_thread() -> None:
+    """Let the thread Django keeps for this request go, with its database connections.
+
+    Django runs each ASGI request in a thread-sensitive context whose
+    one-thread executor (started for the request's sync signal receivers and
+    sync middleware) lives until the response ends: for a stream, as long as
+    the client stays. Called once the response has passed every middleware,
+    this closes that thread's connections and ends it; thread-sensitive work
+    later in the request (such as ``request_finished``) gets a new one, as
+    Django's handler would for any request.
+    """
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is None or getattr(context, "_executor", None) is not None:
+        return  # no per-request context, or one whose executor its creator owns
+    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+    if executor is not None:
+        executor.submit(connections.close_all)
+        executor.shutdown(wait=False)
+
+
 # ---------------------------------------------------------------- async side
-
-
-class _NotReady(enum.Enum):
-    NOT_READY = "not ready"
-
-
-#: What a source's ``_take()`` returns while the item asked for is still being produced.
-NOT_READY = _NotReady.NOT_READY
 
 
 class AsyncSource:
     """Items of a stream for an async consumer (an ASGI server); itself an async iterable.
 
-    A subclass produces one item at a time, on demand: ``_take()`` returns the
-    next item if it is ready, else starts producing it (once) and returns
-    ``NOT_READY``; the producer calls ``_ready()``, on the loop, when it is.
-    The heartbeat is one timer per source, re-armed only when it fires: a
-    timer per item would cost more than the rest of the item's way.
+    A subclass implements ``poll()`` (and ``take_ready()`` if it buffers)
+    and calls ``notify()``, on the loop, when an item it said was not ready
+    is. The heartbeat is one timer per source, re-armed only when it fires:
+    a timer per item would cost more than the rest of the item's way.
     """
 
     def __init__(self) -> None:
         self._waiter: asyncio.Future[Signal | None] | None = None
         self._deadline: float | None = None  # loop time at which the current wait returns IDLE
-        self._timer: asyncio.TimerHandle | None = None
-        #: A source merging this one: woken instead of this one's waiter.
+        self._timer: asyncio.Handle | None = None
+        # When the timer fires. Kept here: uvloop's call_at() returns a plain Handle, with no
+        # when(), for a time already past, which is any time while the loop runs late.
+        self._timer_at = 0.0
         self._parent: AsyncSource | None = None
 
-    def _take(self) -> Any:
+    def poll(self) -> Polled:
+        """The next item if ready, else ``NOT_READY`` (it is being produced), or ``END``."""
         raise NotImplementedError
 
-    def take_ready(self) -> Any:
+    def take_ready(self) -> Polled:
         """An item that is there already (e.g. buffered), or ``NOT_READY``; never starts producing one."""
         return NOT_READY
 
-    def _ready(self) -> None:
+    def attach(self, parent: AsyncSource) -> None:
+        """Notify ``parent`` (a source that merges this one) instead of waking a consumer."""
+        self._parent = parent
+
+    def notify(self) -> None:
+        """Called by the producer, on the loop: an item is ready, or the source has ended."""
         if self._parent is not None:
-            self._parent._ready()
+            self._parent.notify()
         elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def get(self, timeout: float | None) -> Any:
+    async def get(self, timeout: float | None) -> Got:
         """The next item, ``IDLE`` after ``timeout`` seconds without one, or ``END``."""
-        if (item := self._take()) is not NOT_READY:
+        if (item := self.poll()) is not NOT_READY:
             return item
         loop = asyncio.get_running_loop()
         self._deadline = None if timeout is None else loop.time() + timeout
-        if self._deadline is not None and (self._timer is None or self._timer.when() > self._deadline):
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = loop.call_at(self._deadline, self._beat)
+        if self._deadline is not None and (self._timer is None or self._timer_at > self._deadline):
+            self._arm(loop, self._deadline)
         while True:
             self._waiter = waiter = loop.create_future()
             try:
@@ -124,16 +226,22 @@ class AsyncSource:
             finally:
                 self._waiter = None
             # A wake-up may find nothing to take (e.g. only events sent already): wait on.
-            if (item := self._take()) is not NOT_READY:
+            if (item := self.poll()) is not NOT_READY:
                 return item
 
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_at(when, self._beat)
+
     def _beat(self) -> None:
-        timer, self._timer = self._timer, None
+        self._timer = None
         waiter = self._waiter
-        if timer is None or waiter is None or waiter.done() or self._deadline is None:
+        if waiter is None or waiter.done() or self._deadline is None:
             return  # nobody waits for a heartbeat: the next wait arms the timer again
-        if self._deadline > timer.when():  # armed for an earlier wait: this one waits on
-            self._timer = waiter.get_loop().call_at(self._deadline, self._beat)
+        if self._deadline > self._timer_at:  # armed for an earlier wait: this one waits on
+            self._arm(waiter.get_loop(), self._deadline)
         else:
             waiter.set_result(IDLE)
 
@@ -160,73 +268,68 @@ async def _items(source: AsyncSource) -> AsyncIterator[Any]:
 class _NativeAsync(AsyncSource):
     """An async iterable on the consumer's own event loop.
 
-    Advanced by one long-lived task, one item per request: a heartbeat never
-    interrupts the item in progress, and no task is created per item.
+    Advanced by one long-lived task that reads up to ``AHEAD`` items ahead:
+    items the iterable yields back to back are taken together, and a
+    heartbeat never interrupts the item in progress. The task waits only
+    when the consumer is that far behind (back-pressure).
     """
+
+    AHEAD = 64
 
     def __init__(self, iterable: AsyncIterable[Any]) -> None:
         super().__init__()
         self._iterator: AsyncIterator[Any] = aiter(iterable)
+        self._items: collections.deque[Any] = collections.deque()
         self._pump: asyncio.Task[None] | None = None
-        self._request: asyncio.Future[None] | None = None  # what the pump awaits between items
-        self._item: Any = NOT_READY
+        self._space: asyncio.Future[None] | None = None  # what the pump awaits when AHEAD are waiting
         self._error: BaseException | None = None
-        self._closing = False
-        self._direct: asyncio.Task[Any] | None = None  # a task awaiting an item itself, see get()
+        self._ended = False
 
-    async def get(self, timeout: float | None) -> Any:
-        if timeout is not None or self._pump is not None:
-            return await super().get(timeout)
-        # No heartbeat to interrupt the wait: the consumer's own task advances the iterator.
-        self._direct = asyncio.current_task()
-        try:
-            return await anext(self._iterator)
-        except StopAsyncIteration:
+    def poll(self) -> Polled:
+        if self._items:
+            return self._pop()
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._ended = True
+            raise error
+        if self._ended:
             return END
-        finally:
-            self._direct = None
+        if self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._run())
+        return NOT_READY
 
-    def _take(self) -> Any:
-        item, self._item = self._item, NOT_READY
-        if item is NOT_READY:
-            if self._error is not None:
-                raise self._error
-            if self._pump is None:
-                self._pump = asyncio.get_running_loop().create_task(self._run())
-            elif self._request is not None:
-                self._request.set_result(None)
-                self._request = None
+    def take_ready(self) -> Polled:
+        return self._pop() if self._items else NOT_READY
+
+    def _pop(self) -> Any:
+        item = self._items.popleft()
+        if self._space is not None and not self._space.done():
+            self._space.set_result(None)
         return item
 
     async def _run(self) -> None:
-        while not self._closing:
-            try:
-                self._item = await anext(self._iterator)
-            except StopAsyncIteration:
-                self._item = END
-            except BaseException as exc:  # delivered to the consumer, which re-raises it
-                self._error = exc
-                self._ready()
-                if isinstance(exc, Exception):
-                    return
-                raise  # a cancellation (aclose) ends this task too
-            self._ready()
-            if self._item is END:
-                return
-            self._request = asyncio.get_running_loop().create_future()
-            await self._request
+        items = self._items
+        try:
+            while True:
+                item = await anext(self._iterator)
+                items.append(item)
+                if len(items) == 1:
+                    self.notify()
+                if len(items) >= self.AHEAD:
+                    self._space = asyncio.get_running_loop().create_future()
+                    await self._space
+                    self._space = None
+        except StopAsyncIteration:
+            self._ended = True
+        except Exception as exc:  # delivered to the consumer, which re-raises it
+            self._error = exc
+        self.notify()
 
     async def aclose(self) -> None:
         await super().aclose()
-        if self._direct is not None and self._direct is not asyncio.current_task():
-            # A get() in progress in another task (a sync consumer's): cancelling it runs the
-            # generator's finally now.
-            self._direct.cancel()
-            await asyncio.wait({self._direct})
         if self._pump is not None and not self._pump.done():
             # Cancelling the pump runs the generator's finally now, rather than after the item
-            # it is waiting for. _closing stops the pump if the generator swallows the cancellation.
-            self._closing = True
+            # it is waiting for.
             self._pump.cancel()
             await asyncio.wait({self._pump})
         aclose = getattr(self._iterator, "aclose", None)
@@ -234,21 +337,57 @@ class _NativeAsync(AsyncSource):
             await aclose()
 
 
+class ThreadLimitReached(RuntimeError):
+    """``DJANGO_SSE["MAX_SYNC_STREAMS"]`` sync streams are running already."""
+
+
+_stream_threads = 0
+_stream_threads_lock = threading.Lock()
+
+
+def sync_stream_threads() -> int:
+    """How many threads of this process are running sync streams (``django-sse-sync``)."""
+    return _stream_threads
+
+
+def _take_stream_thread() -> None:
+    global _stream_threads
+    from .conf import get_settings
+
+    limit = get_settings().max_sync_streams
+    with _stream_threads_lock:
+        if _stream_threads >= limit:
+            raise ThreadLimitReached(f"{limit} sync streams are running (DJANGO_SSE['MAX_SYNC_STREAMS'])")
+        _stream_threads += 1
+
+
+def _give_stream_thread() -> None:
+    global _stream_threads
+    with _stream_threads_lock:
+        _stream_threads -= 1
+
+
 class _Worker:
     """A sync iterator on its own daemon thread, advanced one item per request.
 
     One thread for the iterator's whole life, so thread-bound state such as
     database connections stays consistent; daemon, so an iterator blocked
-    forever cannot hold up the process's exit.
+    forever cannot hold up the process's exit. At most ``MAX_SYNC_STREAMS``
+    of them run at once.
     """
 
     def __init__(self, iterable: Iterable[Any]) -> None:
-        self._iterator = iter(iterable)
-        self._requests: queue.SimpleQueue[concurrent.futures.Future[Any] | None] = queue.SimpleQueue()
-        context = contextvars.copy_context()
-        threading.Thread(
-            target=context.run, args=(self._run,), name=f"{THREAD_PREFIX}-sync", daemon=True
-        ).start()
+        _take_stream_thread()
+        try:
+            self._iterator = iter(iterable)
+            self._requests: queue.SimpleQueue[concurrent.futures.Future[Any] | None] = queue.SimpleQueue()
+            context = contextvars.copy_context()
+            threading.Thread(
+                target=context.run, args=(self._run,), name=f"{THREAD_PREFIX}-sync", daemon=True
+            ).start()
+        except BaseException:
+            _give_stream_thread()
+            raise
 
     def request(self) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -275,6 +414,7 @@ class _Worker:
                     close()
             finally:
                 connections.close_all()
+                _give_stream_thread()
 
 
 class _SyncInAsync(AsyncSource):
@@ -285,7 +425,7 @@ class _SyncInAsync(AsyncSource):
         self._worker = _Worker(iterable)
         self._pending: concurrent.futures.Future[Any] | None = None
 
-    def _take(self) -> Any:
+    def poll(self) -> Polled:
         if self._pending is None:
             self._pending = self._worker.request()
             self._pending.add_done_callback(functools.partial(self._done, asyncio.get_running_loop()))
@@ -296,7 +436,7 @@ class _SyncInAsync(AsyncSource):
 
     def _done(self, loop: asyncio.AbstractEventLoop, _: object) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
-            loop.call_soon_threadsafe(self._ready)
+            loop.call_soon_threadsafe(self.notify)
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -311,11 +451,11 @@ class _Merged(AsyncSource):
         self._sources = list(sources)
         self._open = list(self._sources)  # those that have not ended
         for source in self._sources:
-            source._parent = self
+            source.attach(self)
 
-    def _take(self) -> Any:
+    def poll(self) -> Polled:
         for source in list(self._open):
-            item = source._take()
+            item = source.poll()
             if item is END:
                 self._open.remove(source)
             elif item is not NOT_READY:
@@ -325,7 +465,7 @@ class _Merged(AsyncSource):
                 return item
         return NOT_READY if self._open else END
 
-    def take_ready(self) -> Any:
+    def take_ready(self) -> Polled:
         for source in self._open:
             if (item := source.take_ready()) is not NOT_READY:
                 return item
@@ -338,7 +478,11 @@ class _Merged(AsyncSource):
 
 
 def async_source(iterable: Iterable[Any] | AsyncIterable[Any]) -> AsyncSource:
-    """Wrap a sync or async iterable for an async consumer (a source is its own)."""
+    """Wrap a sync or async iterable for an async consumer (a source is its own).
+
+    A sync iterable takes a ``django-sse-sync`` thread; raises
+    :class:`ThreadLimitReached` when ``MAX_SYNC_STREAMS`` are running.
+    """
     if isinstance(iterable, AsyncSource):
         return iterable
     if is_async_iterable(iterable):
@@ -363,7 +507,7 @@ class SyncSource:
     def _start(self) -> concurrent.futures.Future[Any]:
         raise NotImplementedError
 
-    def get(self, timeout: float | None) -> Any:
+    def get(self, timeout: float | None) -> Got | Literal[Signal.IDLE]:
         """The next item, ``IDLE`` after ``timeout`` seconds without one, or ``END``."""
         if self._pending is None:
             self._pending = self._start()

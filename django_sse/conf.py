@@ -62,6 +62,9 @@ _SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "POLL_INTERVAL": (1.0, _positive_number, "a positive number of seconds"),
     "CHANNEL_LAYER": ("default", lambda v: isinstance(v, str) and bool(v), "a CHANNEL_LAYERS alias"),
     "PING_INTERVAL": (5.0, _positive_number, "a positive number of seconds"),
+    "MAX_STREAMS": (10_000, _positive_int, "a positive int (open streams per process)"),
+    "MAX_SYNC_STREAMS": (100, _positive_int, "a positive int (sync streams running at once per process)"),
+    "WORKER_THREADS": (4, _positive_int, "a positive int (threads per process)"),
     "DIAGNOSTICS_TOKEN": (
         None,
         lambda v: v is None or (isinstance(v, str) and bool(v)),
@@ -87,6 +90,9 @@ class SSESettings:
     poll_interval: float
     channel_layer: str
     ping_interval: float
+    max_streams: int
+    max_sync_streams: int
+    worker_threads: int
     diagnostics_token: str | None
 
 

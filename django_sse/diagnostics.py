@@ -21,9 +21,10 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 
-from . import __version__
+from . import __version__, bridge
 from .conf import SETTING_NAME, get_settings
 from .event import Event
+from .history import parse_last_event_id
 from .response import DEFAULT, EventStreamResponse
 from .views import EventStreamView
 
@@ -124,9 +125,12 @@ class DiagnosticStreamView(EventStreamView):
             return False
         return hmac.compare_digest(given.encode(), token.encode())
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | EventStreamResponse:
+    async def get(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse | EventStreamResponse:
         """The diagnostic stream, or 403 (not allowed) or 400 (a bad query parameter)."""
-        if not self.is_allowed(request):
+        # is_allowed() may load request.user: sync code, run where it may use the database.
+        if not await bridge.call(self.is_allowed, request):
             return HttpResponseForbidden(
                 "django-sse diagnostics: allowed with DEBUG on, for staff users, or with the token "
                 f"({SETTING_NAME}['DIAGNOSTICS_TOKEN']) in the {TOKEN_HEADER} header.",
@@ -138,13 +142,14 @@ class DiagnosticStreamView(EventStreamView):
         except ValueError as exc:
             return HttpResponseBadRequest(str(exc), content_type="text/plain")
         self.heartbeat = self.cadence.heartbeat
-        return super().get(request, *args, **kwargs)
+        return await super().get(request, *args, **kwargs)
 
     async def stream(self, request: HttpRequest, *args: Any, **kwargs: Any) -> AsyncIterator[Event]:
         """Yield the first event, the events on the cadence, and the one after the idle time."""
         cadence = self.cadence
         last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None
-        seq = int(last_event_id) + 1 if last_event_id and last_event_id.isdigit() else 1
+        resumed = parse_last_event_id(last_event_id)
+        seq = resumed + 1 if resumed is not None else 1
         hello = {
             "diagnostics": "django-sse",
             "version": __version__,

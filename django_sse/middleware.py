@@ -8,6 +8,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
+from . import limits
 from .response import EventStreamResponse, is_event_stream
 
 __all__ = ["EventStreamMiddleware"]
@@ -22,7 +23,8 @@ class EventStreamMiddleware:
     - A hand-built ``StreamingHttpResponse`` is adopted as an
       :class:`~django_sse.EventStreamResponse`: a sync iterator is no longer
       collected into a list under ASGI, headers go out at once, heartbeats
-      are added.
+      are added. Past ``MAX_STREAMS`` (or ``MAX_SYNC_STREAMS`` for a sync
+      iterator) it is answered ``503`` instead.
     - Streaming responses get ``Cache-Control: no-cache`` (unless set) and
       ``X-Accel-Buffering: no``. A non-streaming ``text/event-stream``
       response is complete anyway; it is only kept from being compressed.
@@ -61,5 +63,9 @@ class EventStreamMiddleware:
         # passes through it, which is after us when it sits above us.
         request.META.pop("HTTP_ACCEPT_ENCODING", None)
         if isinstance(response, StreamingHttpResponse) and not isinstance(response, EventStreamResponse):
+            refused = limits.refusal(sync=not response.is_async)
+            if refused is not None:
+                response.close()
+                return refused
             return EventStreamResponse.adopt(response)
         return response

@@ -11,15 +11,16 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.http import HttpResponseBase, StreamingHttpResponse
 
 from . import bridge
 from .conf import get_settings
 from .event import HEARTBEAT, encode, encode_comment, encode_retry
+from .limits import StreamSlot
 
-__all__ = ["DEFAULT", "EventStreamResponse"]
+__all__ = ["DEFAULT", "EventStreamResponse", "StreamParts"]
 
 CONTENT_TYPE = "text/event-stream"
 _BATCH_BYTES = 2**16
@@ -32,6 +33,19 @@ class _Default:
 
 #: Use the value from the ``DJANGO_SSE`` setting.
 DEFAULT: Any = _Default()
+
+
+class StreamParts(NamedTuple):
+    """What an :class:`EventStreamResponse` sends, before it is encoded (see ``parts()``)."""
+
+    #: The iterable of events (sync or async).
+    events: Iterable[Any] | AsyncIterable[Any]
+    #: Turns one item of ``events`` into bytes.
+    encoder: Callable[[Any], bytes]
+    #: Bytes sent first (``retry:`` or a comment).
+    preamble: bytes
+    #: Seconds without an event before a heartbeat, or ``None``.
+    heartbeat: float | None
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -109,31 +123,36 @@ class EventStreamResponse(StreamingHttpResponse):
         self._heartbeat = heartbeat
         self._chunks: Generator[bytes, None, None] | None = None
         self.is_async = bridge.is_async_iterable(source)
+        if not hasattr(self, "_slot"):
+            # Counted as open (MAX_STREAMS) until closed, as Django and WSGI servers do at the end.
+            self._slot = StreamSlot()
+            self._resource_closers.append(self._slot.release)  # type: ignore[attr-defined]
 
     # Django's StreamingHttpResponse API, for middleware that wraps the stream.
 
     @property
     def streaming_content(self) -> Iterator[bytes] | AsyncIterator[bytes]:
         """The encoded stream, for middleware that wraps it; setting it sends the wrapper's chunks as-is."""
-        return self.__aiter__() if self.is_async else _sync_chunks(*self._state())
+        return self.__aiter__() if self.is_async else _sync_chunks(*self.parts())
 
     @streaming_content.setter
     def streaming_content(self, value: Iterable[Any] | AsyncIterable[Any]) -> None:
         # A wrapper of our own chunks: heartbeats and preamble are in it already.
         self._prepare(value, self.make_bytes, preamble=b"", heartbeat=None)
 
-    def _state(self) -> tuple[Any, Callable[[Any], bytes], bytes, float | None]:
+    def parts(self) -> StreamParts:
+        """The events, encoder, preamble and heartbeat this response streams (for test helpers)."""
         # Bound when iteration is requested, so that a middleware that wraps
         # streaming_content and sets it back does not make the stream read itself.
-        return self._source, self._encoder, self._preamble, self._heartbeat
+        return StreamParts(self._source, self._encoder, self._preamble, self._heartbeat)
 
     # Consumed by servers: ASGI through __aiter__, WSGI through __iter__.
 
     def __aiter__(self) -> AsyncGenerator[bytes, None]:
-        return _async_chunks(*self._state())
+        return _async_chunks(*self.parts())
 
     def __iter__(self) -> Iterator[bytes]:
-        self._chunks = _sync_chunks(*self._state())
+        self._chunks = _sync_chunks(*self.parts())
         return self._chunks
 
     def close(self) -> None:
@@ -152,6 +171,9 @@ class EventStreamResponse(StreamingHttpResponse):
 async def _async_chunks(
     events: Any, encoder: Callable[[Any], bytes], preamble: bytes, heartbeat: float | None
 ) -> AsyncGenerator[bytes, None]:
+    # Every middleware has seen the response by now: the thread Django keeps for the request
+    # (and its database connection) would only wait for the stream to end.
+    bridge.release_request_thread()
     if preamble:
         yield preamble
     source = bridge.async_source(events)

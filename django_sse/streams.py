@@ -17,20 +17,21 @@ timer per event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
 from . import bridge, history, shutdown
-from .backends import get_backend
-from .bridge import END, NOT_READY, AsyncSource
+from .backends import BaseBackend, get_backend
+from .bridge import END, NOT_READY, AsyncSource, Polled
 from .event import Event
 from .fanout import Closed, SlowClient, Subscription
 
 __all__ = ["ChannelStream", "channel_stream"]
 
 _REPLAY_BATCH = 500
+
+#: The view's ``initial_events()``, called once the channels are subscribed.
+Initial = Callable[[], Awaitable[Iterable[Any] | AsyncIterable[Any]]]
 
 
 def _own(item: Any) -> Any:
@@ -47,7 +48,7 @@ def channel_stream(
     last_event_id: str | None,
     *,
     own: Iterable[Any] | AsyncIterable[Any] | None,
-    initial: Callable[[], Iterable[Any] | AsyncIterable[Any]] | None,
+    initial: Initial | None,
     reset_event: str,
 ) -> ChannelStream:
     """The items of a stream subscribed to ``channels``; see the module docstring."""
@@ -59,7 +60,8 @@ class ChannelStream(AsyncSource):
 
     Nothing happens until it is iterated: then its head (subscribing, replay
     or reset, initial events) runs as an async generator, and live events
-    follow straight from the subscription.
+    follow straight from the subscription. The database work of the head
+    runs on the bridge's worker threads, which give their connections back.
     """
 
     def __init__(
@@ -68,55 +70,72 @@ class ChannelStream(AsyncSource):
         last_event_id: str | None,
         *,
         own: Iterable[Any] | AsyncIterable[Any] | None,
-        initial: Callable[[], Iterable[Any] | AsyncIterable[Any]] | None,
+        initial: Initial | None,
         reset_event: str,
     ) -> None:
         super().__init__()
         self._own = own
         self._subscription: Subscription | None = None
+        self._closed = False
         self._last_sent = 0
         self._source = bridge.async_source(self._head(channels, last_event_id, initial, reset_event))
-        self._source._parent = self
+        self._source.attach(self)
         self._live = False
         self._live_source: _Live | None = None
+
+    def _subscribe(
+        self,
+        backend: BaseBackend,
+        channels: Sequence[str],
+        loop: asyncio.AbstractEventLoop,
+        last_event_id: str | None,
+    ) -> tuple[int, history.Resume]:
+        """On a worker thread: subscribe, and decide how to resume."""
+        subscription, position = backend.subscribe(channels, loop)
+        self._subscription = subscription
+        if self._closed:  # the client left while this ran: aclose() may have found no subscription
+            subscription.close()
+        if last_event_id is None:
+            return position, history.Resume(None, "")
+        if not backend.settings.history:
+            return position, history.Resume(None, "no history")
+        return position, history.resume(last_event_id, position)
 
     async def _head(
         self,
         channels: Sequence[str],
         last_event_id: str | None,
-        initial: Callable[[], Iterable[Any] | AsyncIterable[Any]] | None,
+        initial: Initial | None,
         reset_event: str,
     ) -> AsyncIterator[Any]:
         backend = get_backend()
         shutdown.install()  # servers install their own handlers after loading the app: chain them now
         loop = asyncio.get_running_loop()
-        self._subscription, position = await sync_to_async(backend.subscribe)(channels, loop)
-        resuming = last_event_id is not None
-        plan = (
-            await sync_to_async(history.resume)(last_event_id, position)
-            if resuming and backend.settings.history
-            else history.Resume(None, "no history" if resuming else "")
-        )
+        position, plan = await bridge.call(self._subscribe, backend, channels, loop, last_event_id)
         self._last_sent = position
         if plan.after is not None:
             self._last_sent = plan.after
-            while batch := await sync_to_async(history.events_after)(
-                channels, self._last_sent, _REPLAY_BATCH
-            ):
+            while batch := await bridge.call(history.events_after, channels, self._last_sent, _REPLAY_BATCH):
                 for _, event in batch:
                     yield event
                 self._last_sent = int(batch[-1][1].id or 0)
+            return
+        if last_event_id is not None:
+            yield Event(event=reset_event, data={"reason": plan.reason}, id=str(position))
         else:
-            if resuming:
-                yield Event(event=reset_event, data={"reason": plan.reason}, id=str(position))
+            yield Event(id=str(position))  # sets the client's Last-Event-ID without firing an event
+        if initial is not None:
+            events = await initial()
+            if bridge.is_async_iterable(events):
+                async for item in events:  # type: ignore[union-attr]
+                    yield _own(item)
             else:
-                yield Event(id=str(position))  # sets the client's Last-Event-ID without firing an event
-            if initial is not None:
-                async for item in bridge.async_source(await sync_to_async(initial)()):
+                # A snapshot: read to its end on a worker thread, not a thread of its own per stream.
+                for item in await bridge.call(list, events):  # type: ignore[arg-type]
                     yield _own(item)
 
-    def _take(self) -> Any:
-        item = self._source._take()
+    def poll(self) -> Polled:
+        item = self._source.poll()
         if item is END and not self._live:
             # The head is done: live events from now on. Only they have ids (_Own refuses them on
             # the view's own events).
@@ -125,16 +144,17 @@ class ChannelStream(AsyncSource):
             self._live_source = _Live(self._subscription, self._last_sent)
             own = self._own
             self._source = self._live_source if own is None else bridge.merge(self._live_source, _Own(own))
-            self._source._parent = self
-            item = self._source._take()
+            self._source.attach(self)
+            item = self._source.poll()
         if self._live_source is not None and self._live_source.ended:
             return END  # the whole stream ends with its live part, own events or not: the client replays
         return item
 
-    def take_ready(self) -> Any:
+    def take_ready(self) -> Polled:
         return self._source.take_ready() if self._live else NOT_READY
 
     async def aclose(self) -> None:
+        self._closed = True
         await super().aclose()
         try:
             await self._source.aclose()
@@ -152,9 +172,9 @@ class _Live(AsyncSource):
         self._subscription = subscription
         self._last_sent = last_sent
         self.ended = False
-        subscription.on_ready = self._ready
+        subscription.on_ready = self.notify
 
-    def _take(self) -> Any:
+    def poll(self) -> Polled:
         try:
             while (entry := self._subscription.take()) is not None:
                 position, event = entry
@@ -169,8 +189,8 @@ class _Live(AsyncSource):
             return END
         return NOT_READY
 
-    def take_ready(self) -> Any:
-        item = self._take()  # takes only what is buffered: events are put there by the hub
+    def take_ready(self) -> Polled:
+        item = self.poll()  # takes only what is buffered: events are put there by the hub
         return NOT_READY if item is END else item  # the next get() ends the stream
 
 
@@ -180,10 +200,13 @@ class _Own(AsyncSource):
     def __init__(self, iterable: Iterable[Any] | AsyncIterable[Any]) -> None:
         super().__init__()
         self._source = bridge.async_source(iterable)
-        self._source._parent = self
+        self._source.attach(self)
 
-    def _take(self) -> Any:
-        return _own(self._source._take())
+    def poll(self) -> Polled:
+        return _own(self._source.poll())
+
+    def take_ready(self) -> Polled:
+        return _own(self._source.take_ready())
 
     async def aclose(self) -> None:
         await super().aclose()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views import View
 
+from . import bridge, limits
 from .channel_names import validate_channel
 from .conf import get_settings
 from .response import DEFAULT, EventStreamResponse
@@ -26,6 +28,11 @@ class EventStreamView(View):
     there, with ``Last-Event-ID`` replay from history; or both, and the
     view's own events are interleaved with the channels'. Only GET is
     allowed.
+
+    The view is async: under ASGI it starts streams on the event loop, and
+    its sync hooks run on a small pool of worker threads, so an open stream
+    holds no thread (unless its own ``stream()`` is sync) and no database
+    connection.
     """
 
     http_method_names = ["get"]
@@ -39,15 +46,27 @@ class EventStreamView(View):
     reset_event: str = "reset"
 
     def stream(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Iterable[Any] | AsyncIterable[Any]:
-        """Yield the view's own events. Required unless the view has channels."""
+        """Yield the view's own events. Required unless the view has channels.
+
+        A sync or an async generator (or a method that returns an iterable).
+        An async one costs no thread; a sync one holds a ``django-sse-sync``
+        thread while the stream is open (at most ``MAX_SYNC_STREAMS``).
+        """
         raise NotImplementedError(f"{type(self).__name__} must define a stream() generator or channels.")
 
     def get_channels(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Sequence[str]:
-        """The channels this request streams; by default the ``channels`` attribute."""
+        """The channels this request streams; by default the ``channels`` attribute.
+
+        May be ``async def``. A sync one runs on a worker thread, so it may use the ORM.
+        """
         return self.channels
 
     def has_channel_permission(self, request: HttpRequest, channel: str) -> bool:
-        """Whether ``request`` may read ``channel``; checked before the stream starts. Default: yes."""
+        """Whether ``request`` may read ``channel``; checked before the stream starts. Default: yes.
+
+        May be ``async def`` (use ``await request.auser()`` there). A sync one
+        runs on a worker thread, so it may use ``request.user`` and the ORM.
+        """
         return True
 
     def initial_events(
@@ -56,21 +75,35 @@ class EventStreamView(View):
         """Events sent before any live channel event, such as a snapshot of the current state.
 
         Sent on a fresh connection and after a reset, not when a reconnecting
-        client is resumed from history. Called (in a thread, so the ORM may be
-        used) after the channels are subscribed: an event published while the
-        snapshot is taken is not lost, though it may be both in the snapshot
-        and among the live events that follow.
+        client is resumed from history. Called after the channels are
+        subscribed: an event published while the snapshot is taken is not
+        lost, though it may be both in the snapshot and among the live events
+        that follow. A sync generator (or method) runs on a worker thread, so
+        the ORM may be used, and is read to its end there: it is a snapshot,
+        not a stream. An async generator is read on the event loop.
         """
         return ()
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | EventStreamResponse:
-        """Answer with an :class:`~django_sse.EventStreamResponse`, or 400/403 for channels."""
-        names = self.get_channels(request, *args, **kwargs)
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
+        """The view function, as for any class-based view; never inside ``ATOMIC_REQUESTS``."""
+        view = super().as_view(**initkwargs)
+        # A stream outlives any transaction, and Django refuses ATOMIC_REQUESTS for async views.
+        view._non_atomic_requests = set(connections)  # type: ignore[attr-defined]
+        return view
+
+    async def get(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse | EventStreamResponse:
+        """Answer with an :class:`~django_sse.EventStreamResponse`, or 400/403/503."""
+        if (refused := limits.refusal()) is not None:
+            return refused
+        names = await self._hook("get_channels", request, *args, **kwargs)
         if isinstance(names, (str, bytes)):
             raise TypeError(f"{type(self).__name__}: channels must be a list of names, not {names!r}.")
         channels = list(dict.fromkeys(names))
         if not channels:
-            return self._response(_checked_iterable(self, self.stream(request, *args, **kwargs)))
+            return await self._response(await self._own_events(request, args, kwargs))
         limit = get_settings().max_channels
         if len(channels) > limit:
             return HttpResponseBadRequest(
@@ -81,35 +114,86 @@ class EventStreamView(View):
                 validate_channel(channel)
             except ValueError as exc:
                 return HttpResponseBadRequest(str(exc), content_type="text/plain")
-        for channel in channels:
-            allowed = self.has_channel_permission(request, channel)
-            if inspect.isawaitable(allowed):
-                if inspect.iscoroutine(allowed):
-                    allowed.close()
-                # An awaitable is truthy: treating it as permission would let everybody in.
-                raise TypeError(
-                    f"{type(self).__name__}.has_channel_permission() must be sync and return a bool."
-                )
-            if not allowed:
-                return HttpResponseForbidden(
-                    f"You may not read channel {channel!r}.", content_type="text/plain"
-                )
+        denied = await self._denied_channel(request, channels)
+        if denied is not None:
+            return HttpResponseForbidden(f"You may not read channel {denied!r}.", content_type="text/plain")
         own = None
-        if type(self).stream is not EventStreamView.stream:
-            own = _checked_iterable(self, self.stream(request, *args, **kwargs))
+        if _overrides(self, "stream"):
+            own = await self._own_events(request, args, kwargs)
+        initial = None
+        if _overrides(self, "initial_events"):
+
+            async def initial() -> Iterable[Any] | AsyncIterable[Any]:
+                events = await self._hook("initial_events", request, *args, **kwargs)
+                return _checked_iterable(self, events, "initial_events")
+
         events = channel_stream(
             channels,
             request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None,
             own=own,
-            initial=lambda: _checked_iterable(
-                self, self.initial_events(request, *args, **kwargs), "initial_events"
-            ),
+            initial=initial,
             reset_event=self.reset_event,
         )
-        return self._response(events)
+        return await self._response(events, own)
 
-    def _response(self, events: Iterable[Any] | AsyncIterable[Any]) -> EventStreamResponse:
+    async def _hook(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call one of the view's hooks: inline if it is ours (it does nothing), else through the bridge."""
+        method = getattr(self, name)
+        if (
+            not _overrides(self, name)
+            or inspect.isgeneratorfunction(method)
+            or inspect.isasyncgenfunction(method)
+        ):
+            return method(*args, **kwargs)  # no code of the view's runs until it is iterated
+        return await bridge.call(method, *args, **kwargs)
+
+    async def _own_events(
+        self, request: HttpRequest, args: Any, kwargs: Any
+    ) -> Iterable[Any] | AsyncIterable[Any]:
+        return _checked_iterable(self, await self._hook("stream", request, *args, **kwargs))
+
+    async def _denied_channel(self, request: HttpRequest, channels: list[str]) -> str | None:
+        """The first of ``channels`` that ``request`` may not read, or None."""
+        if not _overrides(self, "has_channel_permission"):
+            return None
+        check = self.has_channel_permission
+        if inspect.iscoroutinefunction(check):
+            for channel in channels:
+                if not await check(request, channel):
+                    return channel
+            return None
+        return await bridge.call(_first_denied, self, request, channels)  # one trip to a thread for all
+
+    async def _response(
+        self, events: Iterable[Any] | AsyncIterable[Any], own: object = None
+    ) -> HttpResponse | EventStreamResponse:
+        sync = not bridge.is_async_iterable(own if own is not None else events)
+        if (refused := limits.refusal(sync=sync)) is not None:
+            close = getattr(own if own is not None else events, "close", None)
+            if close is not None:
+                close()  # a generator that never ran: its finally, if any, runs now
+            return refused
         return EventStreamResponse(events, retry=self.retry, heartbeat=self.heartbeat)
+
+
+def _overrides(view: EventStreamView, name: str) -> bool:
+    return getattr(type(view), name) is not getattr(EventStreamView, name)
+
+
+def _first_denied(view: EventStreamView, request: HttpRequest, channels: list[str]) -> str | None:
+    for channel in channels:
+        allowed = view.has_channel_permission(request, channel)
+        if inspect.isawaitable(allowed):
+            if inspect.iscoroutine(allowed):
+                allowed.close()
+            # An awaitable is truthy: treating it as permission would let everybody in.
+            raise TypeError(
+                f"{type(view).__name__}.has_channel_permission() returned an awaitable: "
+                "declare it with async def."
+            )
+        if not allowed:
+            return channel
+    return None
 
 
 def _checked_iterable(

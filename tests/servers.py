@@ -147,11 +147,16 @@ def start(
     ready_path: str = "/ping/",
     ready_timeout: float = 30.0,
     port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Server:
-    """Start server ``name`` and wait (bounded) until ``ready_path`` answers."""
+    """Start server ``name`` and wait (bounded) until ``ready_path`` answers.
+
+    ``env`` is the server's whole environment (e.g. tests.postgres_server.environment()); without
+    it, environment() of ``settings`` or the server's usual settings."""
     port = port or free_port()
     log_fd, log_name = tempfile.mkstemp(prefix=f"sse-{name}-", suffix=".log")
-    env = environment(settings or SERVER_SETTINGS.get(name, "tests.project.settings"))
+    if env is None:
+        env = environment(settings or SERVER_SETTINGS.get(name, "tests.project.settings"))
     command = _commands(port)[name] + list(extra_args) + _LAST_ARGS.get(name, [])
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_fd, stderr=subprocess.STDOUT)
     os.close(log_fd)

@@ -67,7 +67,7 @@ def test_only_get_is_allowed(method):
 
 def test_stream_must_be_implemented():
     with pytest.raises(NotImplementedError, match="must define a stream"):
-        EventStreamView.as_view()(RequestFactory().get("/"))
+        async_to_sync(EventStreamView.as_view())(RequestFactory().get("/"))
 
 
 @pytest.mark.parametrize("returned", [42, "text", b"bytes", {"a": 1}, None])
@@ -77,7 +77,7 @@ def test_stream_must_be_a_generator_or_iterable_of_events(returned):
             return returned
 
     with pytest.raises(TypeError, match=r"Broken.stream\(\) must be a generator"):
-        Broken.as_view()(RequestFactory().get("/"))
+        async_to_sync(Broken.as_view())(RequestFactory().get("/"))
 
 
 def test_url_kwargs_reach_stream():
@@ -85,5 +85,5 @@ def test_url_kwargs_reach_stream():
         def stream(self, request, *args, **kwargs):
             yield kwargs
 
-    response = Echo.as_view(retry=None)(RequestFactory().get("/"), room="lobby")
+    response = async_to_sync(Echo.as_view(retry=None))(RequestFactory().get("/"), room="lobby")
     assert list(response)[1] == b'data: {"room": "lobby"}\n\n'

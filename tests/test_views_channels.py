@@ -165,16 +165,38 @@ class ListSnapshot(Room):
 
 def test_channels_given_as_a_str_are_refused():
     with pytest.raises(TypeError, match="channels must be a list of names, not 'chat'"):
-        StrChannels.as_view()(RequestFactory().get("/"))
+        async_to_sync(StrChannels.as_view())(RequestFactory().get("/"))
 
 
-def test_async_permission_check_is_refused_not_taken_as_yes():
-    with pytest.raises(TypeError, match="has_channel_permission\\(\\) must be sync"):
-        AsyncPermission.as_view()(RequestFactory().get("/"), names="a")
+class AsyncHooks(EventStreamView):
+    async def get_channels(self, request, names):
+        return names.split(",")
+
+    async def has_channel_permission(self, request, channel):
+        return channel != "private"
+
+
+class AwaitablePermission(Room):
+    def has_channel_permission(self, request, channel):  # type: ignore[override]
+        return AsyncHooks().has_channel_permission(request, channel)
+
+
+def test_async_hooks_are_awaited():
+    response = async_to_sync(AsyncHooks.as_view())(RequestFactory().get("/"), names="a,b")
+    publish_later("b", ["live"])
+    assert [e.data for e in read_events(response, 1)] == ["live"]
+    forbidden = async_to_sync(AsyncHooks.as_view())(RequestFactory().get("/"), names="a,private")
+    assert forbidden.status_code == 403
+    assert async_to_sync(AsyncPermission.as_view())(RequestFactory().get("/"), names="a").status_code == 403
+
+
+def test_a_sync_permission_check_returning_an_awaitable_is_refused_not_taken_as_yes():
+    with pytest.raises(TypeError, match="returned an awaitable: declare it with async def"):
+        async_to_sync(AwaitablePermission.as_view())(RequestFactory().get("/"), names="a")
 
 
 def test_snapshot_is_taken_after_subscribing():
-    response = ListSnapshot.as_view()(RequestFactory().get("/"), names="a")
+    response = async_to_sync(ListSnapshot.as_view())(RequestFactory().get("/"), names="a")
     publish("a", "published after the view returned, before the stream was read")
     [snapshot] = read_events(response, 1)
     assert "published after" in snapshot.data
@@ -207,7 +229,7 @@ def test_a_stream_with_its_own_events_still_ends_when_its_channels_end():
     # rather than going on with its own events and never a channel event again.
     from django_sse.backends import get_backend
 
-    response = Ticking.as_view()(RequestFactory().get("/"), names="a")
+    response = async_to_sync(Ticking.as_view())(RequestFactory().get("/"), names="a")
     threading.Timer(0.3, get_backend().close, args=("bye",)).start()
     with pytest.raises(AssertionError, match="the stream ended after"):
         read_events(response, 1000, timeout=10)

@@ -39,7 +39,8 @@ class BaseBackend(ABC):
     def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
         """Register a subscription for a stream running on ``loop``; return it and its start id.
 
-        Called from a thread (it may query the database), not from ``loop``.
+        Called from a worker thread (it may query the database), not from ``loop``; it must not
+        hold a lock of the backend's across a database query.
         """
 
     def close(self, reason: str = "server shutting down") -> None:

@@ -61,33 +61,30 @@ class EmbeddedBackend(BaseBackend):
 
     def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
         subscription = Subscription(self.hub, channels, self.settings.client_buffer, loop)
-        with self._lock:
-            if not self.settings.history:
+        if not self.settings.history:
+            with self._lock:
                 self._position = self._position or 0
-            else:
-                # A new stream starts from now. The streams already here get what they have not
-                # had yet first, so that nothing published before the new one came is sent to it.
-                newest = history.newest_id()
-                if self._position is not None and len(self.hub):
-                    self.hub.deliver(self._read(self._position, newest))
+                self.hub.add(subscription)
+                return subscription, self._position
+        with self._lock:
+            if self._position is not None and len(self.hub):
+                # The dispatcher is reading for the streams here: its position is "now", no query.
+                self.hub.add(subscription)
+                return subscription, self._position
+        newest = history.newest_id()  # never under the lock: the dispatcher must not wait for it
+        with self._lock:
+            if not len(self.hub):
+                # A new stream starts from now: the position of an idle dispatcher is stale.
                 self._position = newest
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._dispatch, name=f"{THREAD_PREFIX}-dispatcher", daemon=True
-                    )
-                    self._thread.start()
+            # (Else a stream subscribed meanwhile and the dispatcher's position is at least as new.)
+            assert self._position is not None
             self.hub.add(subscription)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._dispatch, name=f"{THREAD_PREFIX}-dispatcher", daemon=True
+                )
+                self._thread.start()
             return subscription, self._position
-
-    def _read(self, after: int, until: int) -> list[tuple[str, Event]]:
-        """Stored events after ``after``, up to ``until``, of the channels streamed here."""
-        channels = self.hub.channels()
-        wanted = sorted(channels) if len(channels) <= _MAX_FILTERED_CHANNELS else None
-        events: list[tuple[str, Event]] = []
-        while batch := history.events_after(wanted, after, _BATCH, until=until):
-            events += batch
-            after = int(batch[-1][1].id or 0)
-        return events
 
     def stop(self) -> None:
         """End the dispatcher thread (when the backend is replaced, e.g. in tests)."""

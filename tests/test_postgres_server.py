@@ -1,0 +1,72 @@
+"""The real PostgreSQL of tests/postgres_server.py: a server process publishes into it, and it restarts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.postgres_server import Postgres, environment, migrate, start_postgres
+from tests.servers import start
+from tests.sse_client import wait_for
+
+# One PostgreSQL for the whole module, on one xdist worker.
+pytestmark = pytest.mark.xdist_group("postgres")
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("pool", "idle_connections"),
+    [
+        # CONN_MAX_AGE = 0: Django closes the request's connection when the request finishes.
+        pytest.param(False, 0, id="direct"),
+        # Django's psycopg pool keeps the connection it returned (min_size 0, but max_idle is 10 min).
+        pytest.param(True, 1, id="pool"),
+    ],
+)
+def test_uvicorn_publishes_into_postgres(pg: Postgres, pool: bool, idle_connections: int) -> None:
+    dbname = f"publish_{'pool' if pool else 'direct'}"
+    migrate(pg, dbname)
+    server = start("uvicorn", env=environment(pg, dbname, pool=pool))
+    try:
+        assert pg.client_connections(dbname) == 0
+        response = httpx.post(server.url("/publish/pg-channel/?n=3"), timeout=10)
+        assert response.status_code == 200, server.log()
+        ids = [int(i) for i in response.json()["ids"]]
+
+        rows = pg.query("SELECT id, channel, data FROM django_sse_storedevent ORDER BY id", dbname)
+        assert [row[0] for row in rows] == ids
+        assert [row[1] for row in rows] == ["pg-channel"] * 3
+        assert [json.loads(row[2])["seq"] for row in rows] == [0, 1, 2]
+
+        # A backend leaves pg_stat_activity a moment after its client closes the connection.
+        assert wait_for(lambda: pg.client_connections(dbname) == idle_connections, timeout=5), (
+            pg.client_connections(dbname)
+        )
+        assert server.process.poll() is None, server.log()
+    finally:
+        server.stop()
+    assert wait_for(lambda: pg.client_connections(dbname) == 0, timeout=5)
+
+
+def test_restart_keeps_the_data(pg: Postgres) -> None:
+    pg.create_database("restart")
+    pg.query("CREATE TABLE kept (n integer)", "restart")
+    pg.query("INSERT INTO kept SELECT generate_series(1, 100)", "restart")
+    port, pid = pg.port, pg.process.pid
+
+    pg.restart()
+
+    assert (pg.port, pg.process.poll()) == (port, None)
+    assert pg.process.pid != pid
+    assert pg.query("SELECT count(*), sum(n) FROM kept", "restart") == [(100, 5050)]
