@@ -44,7 +44,7 @@ import inspect
 import queue
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Final, Literal, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.db import close_old_connections, connections
@@ -507,7 +507,7 @@ class SyncSource:
     def _start(self) -> concurrent.futures.Future[Any]:
         raise NotImplementedError
 
-    def get(self, timeout: float | None) -> Got | Literal[Signal.IDLE]:
+    def get(self, timeout: float | None) -> Got:
         """The next item, ``IDLE`` after ``timeout`` seconds without one, or ``END``."""
         if self._pending is None:
             self._pending = self._start()

@@ -57,8 +57,12 @@ class StreamSlot:
         self.release = weakref.finalize(self, _release)
 
 
-def refusal(*, sync: bool = False) -> HttpResponse | None:
-    """A 503 response if one more stream (a ``sync`` one: running a thread) is over the limits, else None."""
+def refusal(*, sync: bool = False, retry: int | None = None) -> HttpResponse | None:
+    """A 503 response if one more stream (a ``sync`` one: running a thread) is over the limits, else None.
+
+    ``Retry-After`` is ``retry`` (the stream's, in milliseconds; default ``DJANGO_SSE["RETRY"]``)
+    rounded up to whole seconds, at least 1.
+    """
     global _refused, _refusing
     conf = get_settings()
     if sync and bridge.sync_stream_threads() >= conf.max_sync_streams:
@@ -74,7 +78,8 @@ def refusal(*, sync: bool = False) -> HttpResponse | None:
         _refusing = True
     if first:
         logger.warning("django-sse: refusing new streams with 503: %s in this process", reason)
-    retry_after = max(1, math.ceil((conf.retry or 0) / 1000))
+    retry = conf.retry if retry is None else retry
+    retry_after = max(1, math.ceil((retry or 0) / 1000))
     return HttpResponse(
         f"Too many open event streams here: {reason}. Try again in {retry_after} s.",
         status=503,

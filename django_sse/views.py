@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import connections
@@ -54,14 +54,16 @@ class EventStreamView(View):
         """
         raise NotImplementedError(f"{type(self).__name__} must define a stream() generator or channels.")
 
-    def get_channels(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Sequence[str]:
+    def get_channels(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> Sequence[str] | Awaitable[Sequence[str]]:
         """The channels this request streams; by default the ``channels`` attribute.
 
         May be ``async def``. A sync one runs on a worker thread, so it may use the ORM.
         """
         return self.channels
 
-    def has_channel_permission(self, request: HttpRequest, channel: str) -> bool:
+    def has_channel_permission(self, request: HttpRequest, channel: str) -> bool | Awaitable[bool]:
         """Whether ``request`` may read ``channel``; checked before the stream starts. Default: yes.
 
         May be ``async def`` (use ``await request.auser()`` there). A sync one
@@ -96,7 +98,7 @@ class EventStreamView(View):
         self, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> HttpResponse | EventStreamResponse:
         """Answer with an :class:`~django_sse.EventStreamResponse`, or 400/403/503."""
-        if (refused := limits.refusal()) is not None:
+        if (refused := limits.refusal(retry=self._retry())) is not None:
             return refused
         names = await self._hook("get_channels", request, *args, **kwargs)
         if isinstance(names, (str, bytes)):
@@ -168,12 +170,15 @@ class EventStreamView(View):
         self, events: Iterable[Any] | AsyncIterable[Any], own: object = None
     ) -> HttpResponse | EventStreamResponse:
         sync = not bridge.is_async_iterable(own if own is not None else events)
-        if (refused := limits.refusal(sync=sync)) is not None:
+        if (refused := limits.refusal(sync=sync, retry=self._retry())) is not None:
             close = getattr(own if own is not None else events, "close", None)
             if close is not None:
                 close()  # a generator that never ran: its finally, if any, runs now
             return refused
         return EventStreamResponse(events, retry=self.retry, heartbeat=self.heartbeat)
+
+    def _retry(self) -> int | None:
+        return get_settings().retry if self.retry is DEFAULT else self.retry
 
 
 def _overrides(view: EventStreamView, name: str) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from tests.postgres_server import Postgres, environment, migrate, start_postgres
 from tests.servers import start
 from tests.sse_client import wait_for
+from tests.streams_client import close_all, open_streams, read_until, sse_stats
 
 # One PostgreSQL for the whole module, on one xdist worker.
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -70,3 +71,43 @@ def test_restart_keeps_the_data(pg: Postgres) -> None:
     assert (pg.port, pg.process.poll()) == (port, None)
     assert pg.process.pid != pid
     assert pg.query("SELECT count(*), sum(n) FROM kept", "restart") == [(100, 5050)]
+
+
+def _startproject(pg: Postgres, dbname: str, *, pool: bool) -> dict[str, str]:
+    return {**environment(pg, dbname, pool=pool), "SSE_TEST_MIDDLEWARE": "startproject"}
+
+
+@pytest.mark.parametrize("server_kind", ["uvicorn", "daphne"])
+def test_idle_streams_hold_no_database_connection(pg: Postgres, server_kind: str) -> None:
+    dbname = f"idle_{server_kind}"
+    migrate(pg, dbname)
+    server = start(server_kind, env=_startproject(pg, dbname, pool=False))
+    first = httpx.post(server.url("/publish/idle/"), timeout=10).json()["ids"][0]
+    # Each stream starts with a session lookup (request.user) and a replay from Last-Event-ID.
+    headers = f"Cookie: sessionid=x\r\nLast-Event-ID: {first}\r\n"
+    sockets = open_streams(server.port, "/private/idle/", 50, headers=headers)
+    try:
+        assert wait_for(lambda: sse_stats(server.base_url)["subscribers"] == 50, timeout=30)
+        # Only the dispatcher keeps one (it reads new events for every stream of the process).
+        assert wait_for(lambda: pg.client_connections(dbname) <= 1, timeout=10), pg.client_connections(dbname)
+        second = httpx.post(server.url("/publish/idle/"), timeout=10).json()["ids"][0]
+        assert read_until(sockets, f"id: {second}\n".encode()) == 50  # live, after the replay
+    finally:
+        close_all(sockets)
+        server.stop()
+
+
+def test_a_pool_of_4_connections_serves_100_streams(pg: Postgres) -> None:
+    dbname = "pool_streams"
+    migrate(pg, dbname)
+    server = start("uvicorn", env=_startproject(pg, dbname, pool=True))
+    headers = "Cookie: sessionid=x\r\nLast-Event-ID: 0\r\n"
+    sockets = open_streams(server.port, "/private/pooled/", 100, headers=headers)
+    try:
+        assert wait_for(lambda: sse_stats(server.base_url)["subscribers"] == 100, timeout=60), server.log()
+        assert pg.client_connections(dbname) <= 4
+        marker = httpx.post(server.url("/publish/pooled/?n=1&size=7"), timeout=10).json()["ids"][0]
+        assert read_until(sockets, f"id: {marker}\n".encode()) == 100, server.log()
+    finally:
+        close_all(sockets)
+        server.stop()

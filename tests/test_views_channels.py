@@ -153,7 +153,7 @@ class StrChannels(EventStreamView):
 
 
 class AsyncPermission(Room):
-    async def has_channel_permission(self, request, channel):  # type: ignore[override]
+    async def has_channel_permission(self, request, channel):
         return False
 
 
@@ -177,7 +177,7 @@ class AsyncHooks(EventStreamView):
 
 
 class AwaitablePermission(Room):
-    def has_channel_permission(self, request, channel):  # type: ignore[override]
+    def has_channel_permission(self, request, channel):
         return AsyncHooks().has_channel_permission(request, channel)
 
 

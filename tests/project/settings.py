@@ -1,5 +1,6 @@
 """Settings of the project the server tests run: GZip on, daphne installed (so runserver is ASGI)."""
 
+import json
 import os
 import tempfile
 
@@ -12,6 +13,8 @@ INSTALLED_APPS = [
     "daphne",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django_sse",
     "tests.project",
 ]
@@ -20,6 +23,20 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django_sse.middleware.EventStreamMiddleware",
 ]
+#: What `django-admin startproject` writes, GZip above, ours below (SSE_TEST_MIDDLEWARE=startproject).
+STARTPROJECT_MIDDLEWARE = [
+    "django.middleware.gzip.GZipMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_sse.middleware.EventStreamMiddleware",
+]
+if os.environ.get("SSE_TEST_MIDDLEWARE") == "startproject":
+    MIDDLEWARE = STARTPROJECT_MIDDLEWARE
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
@@ -36,12 +53,21 @@ DATABASES = {
         },
     }
 }
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.contrib.messages.context_processors.messages"]},
+    }
+]
 ASGI_APPLICATION = "tests.project.asgi.application"
 DJANGO_SSE: dict[str, object] = {
     "HEARTBEAT": 15,
     "POLL_INTERVAL": 0.2,
     "CLIENT_BUFFER": 100,
     "MAX_CHANNELS": 5,
+    # A server test's own limits, e.g. {"MAX_STREAMS": 4}.
+    **json.loads(os.environ.get("SSE_TEST_DJANGO_SSE", "{}")),
 }
 LOGGING = {
     "version": 1,

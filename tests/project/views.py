@@ -9,7 +9,7 @@ from django.core.signals import request_finished, request_started
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from django_sse import Event, EventStreamView, publish
+from django_sse import Event, EventStreamView, limits, publish
 from django_sse.backends import get_backend
 from django_sse.bridge import THREAD_PREFIX
 
@@ -143,7 +143,27 @@ def publish_view(request, channel):
 
 def sse_stats(request):
     backend = get_backend()
-    return JsonResponse({"slow_clients": backend.hub.slow_clients, "subscribers": len(backend.hub)})
+    return JsonResponse(
+        {
+            "slow_clients": backend.hub.slow_clients,
+            "subscribers": len(backend.hub),
+            "open_streams": limits.open_streams(),
+            "refused": limits.refused_streams(),
+        }
+    )
+
+
+class Private(Channels):
+    """As a project would: the permission check reads request.user (session, database)."""
+
+    def has_channel_permission(self, request, channel):
+        return not request.user.is_authenticated or request.user.is_active
+
+
+async def block_loop(request):
+    """Blocks the event loop for ?ms= milliseconds, as a busy or badly written view would."""
+    time.sleep(int(request.GET.get("ms", "300")) / 1000)  # noqa: ASYNC251  (on purpose)
+    return HttpResponse("blocked", content_type="text/plain")
 
 
 def browser_page(request):
