@@ -16,7 +16,8 @@ The iteration protocol, for every source:
 - ``get(timeout)``: the next item, ``IDLE`` when none came within
   ``timeout`` seconds (the caller sends a heartbeat and asks again; the item
   in progress is kept, never cancelled), or ``END``;
-- ``attach(parent)``: a source that merges this one is notified instead.
+- ``attach(parent)``: a source that merges this one is notified instead;
+  ``listen(callback)``: a consumer that polls from a callback is.
 
 On the async side this is the per-event hot path of every stream, so it
 creates no task and no timer per item: an async iterable is advanced by one
@@ -189,7 +190,7 @@ class AsyncSource:
         # When the timer fires. Kept here: uvloop's call_at() returns a plain Handle, with no
         # when(), for a time already past, which is any time while the loop runs late.
         self._timer_at = 0.0
-        self._parent: AsyncSource | None = None
+        self._listener: Callable[[], None] | None = None
 
     def poll(self) -> Polled:
         """The next item if ready, else ``NOT_READY`` (it is being produced), or ``END``."""
@@ -201,12 +202,19 @@ class AsyncSource:
 
     def attach(self, parent: AsyncSource) -> None:
         """Notify ``parent`` (a source that merges this one) instead of waking a consumer."""
-        self._parent = parent
+        self._listener = parent.notify
+
+    def listen(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` (on the loop) whenever ``notify()`` is, instead of waking ``get()``.
+
+        For a consumer that polls from a callback rather than a task (``django_sse.asgi``).
+        """
+        self._listener = callback
 
     def notify(self) -> None:
         """Called by the producer, on the loop: an item is ready, or the source has ended."""
-        if self._parent is not None:
-            self._parent.notify()
+        if self._listener is not None:
+            self._listener()
         elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 

@@ -23,7 +23,8 @@ from .limits import StreamSlot
 __all__ = ["DEFAULT", "EventStreamResponse", "StreamParts"]
 
 CONTENT_TYPE = "text/event-stream"
-_BATCH_BYTES = 2**16
+#: Events already waiting are sent together, up to this many bytes per ASGI message.
+BATCH_BYTES = 2**16
 
 
 class _Default:
@@ -186,7 +187,7 @@ async def _async_chunks(
             size = len(chunks[0])
             # Events that are there already (a channel stream's buffer) go out together: one
             # write instead of several, up to the size of one ASGI body chunk of Django's.
-            while size < _BATCH_BYTES and (item := source.take_ready()) is not bridge.NOT_READY:
+            while size < BATCH_BYTES and (item := source.take_ready()) is not bridge.NOT_READY:
                 chunks.append(encoder(item))
                 size += len(chunks[-1])
             yield b"".join(chunks)

@@ -82,6 +82,12 @@ def _commands(port: int) -> dict[str, list[str]]:
             "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
         ],
         "channels": [*daphne, "tests.project.channels_asgi:application"],
+        # django_sse.asgi: event streams sent straight to the server, not through Django's send loop.
+        "daphne-sse": [*daphne, "tests.project.asgi_sse:application"],
+        "uvicorn-sse": [
+            sys.executable, "-m", "uvicorn", "tests.project.asgi_sse:application",
+            "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
+        ],
         "gunicorn-sync": [*gunicorn, "--worker-class", "sync"],
         "gunicorn-gthread": [*gunicorn, "--worker-class", "gthread", "--threads", "16"],
         # uWSGI from PyPI's pyuwsgi wheel: it runs in this venv's interpreter (see test_wsgi_servers.py).
@@ -104,7 +110,7 @@ SERVER_SETTINGS = {"runserver-wsgi": "tests.project.settings_nodaphne"}
 _LAST_ARGS = {"waitress": ["tests.project.wsgi:application"]}
 
 
-ASGI_SERVERS = ["daphne", "runserver", "uvicorn", "channels"]
+ASGI_SERVERS = ["daphne", "runserver", "uvicorn", "channels", "daphne-sse", "uvicorn-sse"]
 WSGI_SERVERS = ["gunicorn-sync", "gunicorn-gthread"]
 ALL_SERVERS = ASGI_SERVERS + WSGI_SERVERS
 #: WSGI servers tested in test_wsgi_servers.py (and behind nginx: gunicorn-gthread).

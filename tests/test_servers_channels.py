@@ -14,7 +14,7 @@ from tests.servers import manage, start_publisher
 from tests.sse_client import BROWSER_HEADERS, Received, read_events, wait_for
 
 # gunicorn's sync worker serves one connection at a time: a stream would block every publish.
-SERVERS = ["daphne", "runserver", "uvicorn", "channels", "gunicorn-gthread"]
+SERVERS = ["daphne", "runserver", "uvicorn", "channels", "gunicorn-gthread", "uvicorn-sse", "daphne-sse"]
 
 pool = ThreadPoolExecutor(max_workers=8)
 
@@ -65,7 +65,9 @@ def test_a_command_in_another_process_reaches_open_streams(servers, server_name)
     assert (sse.event, sse.json(), sse.id) == ("note", {"from": "command"}, published_id)
 
 
-@pytest.mark.parametrize("server_name", ["daphne", "uvicorn", "gunicorn-gthread"])
+@pytest.mark.parametrize(
+    "server_name", ["daphne", "uvicorn", "gunicorn-gthread", "uvicorn-sse", "daphne-sse"]
+)
 def test_reconnecting_across_channels_during_publishing_loses_and_repeats_nothing(servers, server_name):
     server = servers[server_name]
     a, b, other = channel(), channel(), channel()
@@ -100,7 +102,7 @@ def test_reconnecting_across_channels_during_publishing_loses_and_repeats_nothin
     assert received == expected
 
 
-@pytest.mark.parametrize("server_name", ["daphne", "uvicorn"])
+@pytest.mark.parametrize("server_name", ["daphne", "uvicorn", "uvicorn-sse"])
 def test_snapshot_first_then_own_events_interleaved_with_channel_events(servers, server_name):
     server, name = servers[server_name], channel()
     stream = open_stream(server, f"/mixed/{name}/", 12)

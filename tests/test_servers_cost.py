@@ -25,6 +25,7 @@ MAX_THREADS = 20
 
 SERVERS = {
     "uvicorn-uvloop": ("uvicorn", ("--loop", "uvloop")),
+    "uvicorn-sse": ("uvicorn-sse", ("--loop", "uvloop")),
     "uvicorn-asyncio": ("uvicorn", ("--loop", "asyncio")),
     "daphne": ("daphne", ()),
 }
@@ -70,6 +71,24 @@ def test_open_streams_hold_no_thread_and_no_database_connection(server):
         close_all(sockets)
     assert wait_for(lambda: sse_stats(server.base_url)["open_streams"] == 0, timeout=30)
     assert threads(pid) <= MAX_THREADS
+
+
+def test_streams_dropped_at_any_moment_leave_nothing_registered(server):
+    channel = f"c{uuid.uuid4().hex[:8]}"
+    path = f"/private/{channel}/"
+    before = sse_stats(server.base_url)["slow_clients"]
+    # Gone before the response starts (during middleware, hooks or subscribing) ...
+    close_all(open_streams(server.port, path, 150, headers="Last-Event-ID: 0\r\n"))
+    # ... and right after the headers and the first bytes (during the replay or live).
+    early = open_streams(server.port, path, 150, headers="Last-Event-ID: 0\r\n")
+    assert read_until(early, b"retry:") == 150
+    close_all(early)
+    assert wait_for(lambda: sse_stats(server.base_url)["open_streams"] == 0, timeout=30)
+    assert wait_for(lambda: sse_stats(server.base_url)["subscribers"] == 0, timeout=30)
+    # Nobody is left to fall behind: CLIENT_BUFFER + 1 events cut no "slow client".
+    httpx.post(server.url(f"/publish/{channel}/?n=101"), timeout=30)
+    assert sse_stats(server.base_url)["slow_clients"] == before
+    assert "slow client" not in server.log()
 
 
 def test_heartbeats_survive_a_late_event_loop(server):

@@ -1,0 +1,8 @@
+"""The test project behind django-sse's optional ASGI entry point (django_sse.asgi)."""
+
+import os
+
+from django_sse.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.project.settings")
+application = get_asgi_application()
