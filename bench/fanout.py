@@ -11,38 +11,50 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
 import platform
-import queue
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import IO, Any
+from typing import Any
 
 import httpx
-from harness import REPO_ROOT, bench_env, cpu_seconds, log_tail, rss_kib, serve, stop, threads
+from harness import (
+    APP,
+    APP_SSE,
+    CLIENT_FLAG,
+    POLL,
+    REPO_ROOT,
+    ClientProcess,
+    bench_env,
+    client_loop_factory,
+    cpu_seconds,
+    emit,
+    log_tail,
+    percentile,
+    raise_nofile,
+    rss_kib,
+    serve,
+    threads,
+    wait_until,
+)
 
 SETTINGS = "benchproject.settings_fanout"
 #: (label, kind for the bench views, stream path)
 ROWS = [
-    ("django-sse", "sse", "/fanout/sse/"),
-    ("baseline", "plain", "/fanout/plain/"),
+    ("django-sse", "sse", "/fanout/sse/", APP),
+    ("sse + asgi", "sse", "/fanout/sse/", APP_SSE),  # the same, behind django_sse.asgi
+    ("baseline", "plain", "/fanout/plain/", APP),
 ]
-CLIENT_FLAG = "--run-client-process"  # internal: this file is also the client process
 #: Every published event has exactly one data line; preamble, id-only and heartbeat blocks have none.
 DATA = b"data: "
 CONNECT_CONCURRENCY = 100  # connections being opened at once by the client process
-POLL = 0.1  # seconds between checks in the bounded waiting loops
 
 
 # ============================================================ client process
@@ -109,16 +121,6 @@ class _Stream(asyncio.Protocol):
             self.ready.set_exception(ConnectionError(f"closed before the headers: {exc!r}"))
 
 
-def _emit(event: str, **data: Any) -> None:
-    print(json.dumps({"event": event, **data}), flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 async def _client(cfg: dict[str, Any]) -> None:
     """Open the streams, report; on "go" count events until all are in or the deadline; report."""
     loop = asyncio.get_running_loop()
@@ -141,7 +143,7 @@ async def _client(cfg: dict[str, Any]) -> None:
     outcomes = await asyncio.gather(*(open_stream(s) for s in streams), return_exceptions=True)
     errors = Counter(f"HTTP {o}" if isinstance(o, int) else type(o).__name__ for o in outcomes if o != 200)
     live = [s for s, o in zip(streams, outcomes, strict=True) if o == 200]
-    _emit("connected", ok=len(live), errors=dict(errors), seconds=time.monotonic() - started)
+    emit("connected", ok=len(live), errors=dict(errors), seconds=time.monotonic() - started)
 
     line = await loop.run_in_executor(None, sys.stdin.readline)
     if line.strip() == "go":
@@ -151,12 +153,12 @@ async def _client(cfg: dict[str, Any]) -> None:
             if all(s.count >= expected or s.closed for s in live):
                 break
             await asyncio.sleep(POLL)
-        _emit("done", cpu=time.process_time() - cpu, wall=time.monotonic() - wall)
+        emit("done", cpu=time.process_time() - cpu, wall=time.monotonic() - wall)
         counts = [s.count for s in live]
         sampled = [s for s in live if s.sample]
         latencies = [x for s in sampled for x in s.latencies]
         in_order = list(range(1, expected + 1))
-        _emit(
+        emit(
             "result",
             delivered=sum(counts),
             complete=sum(c == expected for c in counts),
@@ -179,89 +181,11 @@ async def _client(cfg: dict[str, Any]) -> None:
 def client_main(config: str) -> None:
     cfg = json.loads(config)
     raise_nofile(cfg["clients"])
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
-    else:
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
         runner.run(_client(cfg))
 
 
 # ============================================================ orchestration
-
-
-def raise_nofile(connections: int) -> None:
-    """Raise the soft RLIMIT_NOFILE so that ``connections`` sockets fit (children inherit it)."""
-    need = connections + 256
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= need:
-        return
-    want = need if hard == resource.RLIM_INFINITY else min(need, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    if want < need:
-        print(f"warning: RLIMIT_NOFILE hard limit {hard} < {need}: connections may fail", file=sys.stderr)
-
-
-class ClientProcess:
-    """The client process, driven through its stdin and read through JSON lines on its stdout."""
-
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, CLIENT_FLAG, json.dumps(cfg)],
-            cwd=REPO_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def expect(self, event: str, timeout: float) -> dict[str, Any]:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"client process: no {event!r} within {timeout:g} s") from None
-        if line is None:
-            raise RuntimeError(f"client process exited ({self.proc.poll()}):\n{log_tail(self.stderr)}")
-        message: dict[str, Any] = json.loads(line)
-        if message.pop("event") != event:
-            raise RuntimeError(f"client process: expected {event!r}, got {line}")
-        return message
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        """Ask it to close its connections and exit; stop it by its PID if it does not."""
-        with contextlib.suppress(OSError, ValueError):
-            self.send("exit")
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            stop(self.proc)
-        self.stderr.close()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(POLL)
 
 
 def warm_up(http: httpx.Client, url: str, kind: str) -> None:
@@ -311,12 +235,12 @@ class Row:
         return (self.rss_connected - self.rss_before) / max(1, self.connected)
 
 
-def measure(args: argparse.Namespace, label: str, kind: str, path: str, db: str) -> Row:
+def measure(args: argparse.Namespace, label: str, kind: str, path: str, app: str, db: str) -> Row:
     count = max(1, round(args.rate * args.seconds))
     server_args = ["--loop", args.loop] if args.server == "uvicorn" else []
     env = {"BENCH_FANOUT_DB": db, "BENCH_FANOUT_DJANGO_SSE": args.django_sse}
     with (
-        serve(args.server, SETTINGS, args=server_args, env=env) as server,
+        serve(args.server, SETTINGS, args=server_args, env=env, app=app) as server,
         httpx.Client(trust_env=False, timeout=10.0) as http,
     ):
         pid, stats_url = server.pid, f"{server.base}/fanout/stats/?kind={kind}"
@@ -343,7 +267,7 @@ def measure(args: argparse.Namespace, label: str, kind: str, path: str, db: str)
             "sample_every": args.sample_every,
             "connect_timeout": args.connect_timeout,
         }
-        client = ClientProcess(cfg)
+        client = ClientProcess(__file__, cfg)
         try:
             connected = client.expect("connected", args.connect_timeout + 30)
             ok = connected["ok"]
@@ -411,7 +335,7 @@ def _ms(seconds: float | None) -> str:
 
 
 def report(args: argparse.Namespace, rows: list[Row]) -> None:
-    line = "{:<11} {:>17} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10} {:>8} {:>11} {:>8} {:>8}"
+    line = "{:<12} {:>17} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10} {:>8} {:>11} {:>8} {:>8}"
     header = (
         "row",
         "delivered",
@@ -445,10 +369,11 @@ def report(args: argparse.Namespace, rows: list[Row]) -> None:
                 _ms(r["latency_p99"]),
             )
         )
-    if len(rows) == 2:
-        sse, base = rows
+    base = rows[-1]
+    print()
+    for sse in rows[:-1]:
         print(
-            f"\ndjango-sse / baseline: CPU per delivered event {sse.us_per_event / base.us_per_event:.2f}x, "
+            f"{sse.label} / baseline: CPU per delivered event {sse.us_per_event / base.us_per_event:.2f}x, "
             f"memory per connection {sse.kib_per_connection / base.kib_per_connection:.2f}x, "
             f"delivery {sse.delivery / base.delivery:.4f}x"
         )
@@ -511,8 +436,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         db = os.path.join(tmp, "db.sqlite3")
         migrate(db)
-        for label, kind, path in ROWS:
-            rows.append(measure(args, label, kind, path, db))
+        for label, kind, path, app in ROWS:
+            rows.append(measure(args, label, kind, path, app, db))
     report(args, rows)
 
 

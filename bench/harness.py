@@ -1,34 +1,45 @@
-"""What the benchmarks share: start a server on a free 127.0.0.1 port, stop it by its PID, read /proc."""
+"""What the benchmarks share: start a server on a free 127.0.0.1 port, stop it by its PID, read /proc,
+and drive a client process (a benchmark script run again with ``CLIENT_FLAG``) over JSON lines."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import math
 import os
+import queue
+import resource
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 APP = "benchproject.asgi:application"
+#: The same project behind django-sse's optional ASGI entry point (django_sse.asgi).
+APP_SSE = "benchproject.asgi_sse:application"
 
-SERVERS: dict[str, Callable[[int], list[str]]] = {
-    "daphne": lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), APP],
-    "uvicorn": lambda port: [
+SERVERS: dict[str, Callable[[int, str], list[str]]] = {
+    "daphne": lambda port, app: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
+    "uvicorn": lambda port, app: [
         *(sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)),
-        *("--log-level", "warning", "--no-access-log", APP),
+        *("--log-level", "warning", "--no-access-log", app),
     ],
 }
 READY_ATTEMPTS = 200  # x 0.1 s
 STOP_TIMEOUT = 5.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CLIENT_FLAG = "--run-client-process"  # internal: the benchmark script is also its client process
+POLL = 0.1  # seconds between checks in the bounded waiting loops
 
 
 class Server(NamedTuple):
@@ -69,7 +80,12 @@ def stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
 
 @contextlib.contextmanager
 def serve(
-    server: str, settings: str, *, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    server: str,
+    settings: str,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    app: str = APP,
 ) -> Iterator[Server]:
     """Run ``server`` (with extra command-line ``args``) on ``settings`` on a free 127.0.0.1 port.
 
@@ -78,7 +94,7 @@ def serve(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
-        command = [*SERVERS[server](port), *args]
+        command = [*SERVERS[server](port, app), *args]
         proc = subprocess.Popen(command, cwd=REPO_ROOT, env=bench_env(settings, env), stdout=log, stderr=log)
         try:
             with httpx.Client(trust_env=False, timeout=1.0) as client:
@@ -119,3 +135,122 @@ def rss_kib(pid: int) -> int:
 
 def threads(pid: int) -> int:
     return int(proc_status(pid)["Threads"])
+
+
+def open_fds(pid: int) -> list[str]:
+    """What the open file descriptors of process ``pid`` point to (``/proc/<pid>/fd``)."""
+    targets = []
+    directory = f"/proc/{pid}/fd"
+    for fd in os.listdir(directory):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            targets.append(os.readlink(f"{directory}/{fd}"))
+    return targets
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(POLL)
+
+
+def raise_nofile(connections: int) -> None:
+    """Raise RLIMIT_NOFILE so that ``connections`` sockets fit (children inherit it).
+
+    The soft limit goes up to the hard one, and the hard one too if it is too low (needs
+    CAP_SYS_RESOURCE, e.g. root outside a container that drops it).
+    """
+    need = connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))
+            return
+        except (ValueError, OSError):
+            print(f"warning: RLIMIT_NOFILE hard limit {hard} < {need}: connections may fail", file=sys.stderr)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# ------------------------------------------------------------ client process
+
+
+def emit(event: str, **data: Any) -> None:
+    """In a client process: report ``event`` to the benchmark, one JSON line on stdout."""
+    print(json.dumps({"event": event, **data}), flush=True)
+
+
+def client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop for client processes, if installed (uvicorn[standard] brings it)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+class ClientProcess:
+    """``script`` run as a client process with ``cfg``, driven through its stdin and read through the
+    JSON lines (see ``emit()``) on its stdout."""
+
+    def __init__(self, script: str, cfg: dict[str, Any]) -> None:
+        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            [sys.executable, script, CLIENT_FLAG, json.dumps(cfg)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def expect(self, event: str, timeout: float) -> dict[str, Any]:
+        """The next message, which must be ``event``; without its ``"event"`` key."""
+        message = self.expect_any((event,), timeout)
+        del message["event"]
+        return message
+
+    def expect_any(self, events: Sequence[str], timeout: float) -> dict[str, Any]:
+        """The next message, which must be one of ``events``; its ``"event"`` key says which."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"client process: no {' or '.join(events)} within {timeout:g} s") from None
+        if line is None:
+            raise RuntimeError(f"client process exited ({self.proc.poll()}):\n{log_tail(self.stderr)}")
+        message: dict[str, Any] = json.loads(line)
+        if message["event"] not in events:
+            raise RuntimeError(f"client process: expected {' or '.join(events)}, got {line}")
+        return message
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        """Ask it to close its connections and exit; stop it by its PID if it does not."""
+        with contextlib.suppress(OSError, ValueError):
+            self.send("exit")
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            stop(self.proc)
+        self.stderr.close()

@@ -33,9 +33,20 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from fanout import CONNECT_CONCURRENCY, POLL, percentile, raise_nofile
+from fanout import CONNECT_CONCURRENCY
 from fanout import _Stream as _CountingStream
-from harness import REPO_ROOT, bench_env, cpu_seconds, free_port, log_tail, serve, stop
+from harness import (
+    POLL,
+    REPO_ROOT,
+    bench_env,
+    cpu_seconds,
+    free_port,
+    log_tail,
+    percentile,
+    raise_nofile,
+    serve,
+    stop,
+)
 
 SETTINGS = "benchproject.settings_scaling"
 FEED = "/scaling/feed/"

@@ -85,6 +85,15 @@ def _headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+#: Per event loop, the writers to flush on its next turn.
+_pending: dict[asyncio.AbstractEventLoop, list[_Writer]] = {}
+
+
+def _flush_pending(loop: asyncio.AbstractEventLoop) -> None:
+    for writer in _pending.pop(loop, ()):
+        writer._flush()
+
+
 class _Writer:
     """Sends a source's items from the callback that says they are ready, on the loop; no task of its own.
 
@@ -124,10 +133,15 @@ class _Writer:
             self._sending = None
 
     def _ready(self) -> None:
-        # Called once per item at most; everything ready by the time the loop gets to it goes in one send.
+        # Everything ready by the loop's next turn goes in one send; and one callback flushes every
+        # stream an event made ready (a publish readies thousands at once), not one callback each.
         if not self._flush_scheduled and self._sending is None and not self._done.done():
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            pending = _pending.get(self._loop)
+            if pending is None:
+                pending = _pending[self._loop] = []
+                self._loop.call_soon(_flush_pending, self._loop)
+            pending.append(self)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -151,6 +151,18 @@ async def call(func: Callable[P, T] | Callable[P, Awaitable[T]], *args: P.args, 
     return result  # type: ignore[return-value]
 
 
+class _SharedRequestExecutor(concurrent.futures.ThreadPoolExecutor):
+    """One thread for the thread-sensitive work of every request whose stream has started."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        # Each request's ThreadSensitiveContext shuts its executor down when the request ends;
+        # this one serves them all and lives as long as the process.
+        pass
+
+
+_request_executor = _SharedRequestExecutor(1, thread_name_prefix=f"{THREAD_PREFIX}-request")
+
+
 def release_request_thread() -> None:
     """Let the thread Django keeps for this request go, with its database connections.
 
@@ -158,14 +170,19 @@ def release_request_thread() -> None:
     one-thread executor (started for the request's sync signal receivers and
     sync middleware) lives until the response ends: for a stream, as long as
     the client stays. Called once the response has passed every middleware,
-    this closes that thread's connections and ends it; thread-sensitive work
-    later in the request (such as ``request_finished``) gets a new one, as
-    Django's handler would for any request.
+    this closes that thread's connections and ends it. Thread-sensitive work
+    later in the request (``response.close()`` and its ``request_finished``
+    receivers, or ``sync_to_async`` in an async ``stream()``) runs on one
+    thread shared by all such requests of the process (``django-sse-request``)
+    instead of a thread of each stream's own.
     """
     context = SyncToAsync.thread_sensitive_context.get(None)
     if context is None or getattr(context, "_executor", None) is not None:
         return  # no per-request context, or one whose executor its creator owns
-    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+    executor = SyncToAsync.context_to_thread_executor.get(context)
+    if executor is _request_executor:
+        return
+    SyncToAsync.context_to_thread_executor[context] = _request_executor
     if executor is not None:
         executor.submit(connections.close_all)
         executor.shutdown(wait=False)

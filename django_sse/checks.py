@@ -28,7 +28,8 @@ MAX_SAFE_HEARTBEAT = 55
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001-E003: ``DJANGO_SSE`` is a dict of known keys with valid values; W002: heartbeat."""
+    """E001-E003: ``DJANGO_SSE`` is a dict of known keys with valid values; W002: heartbeat;
+    W004: the file limit."""
     raw = getattr(settings, SETTING_NAME, {})
     messages: list[CheckMessage] = [
         Error(message, hint="See the django-sse settings documentation.", id=code)
@@ -46,7 +47,29 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
                 id="django_sse.W002",
             )
         )
+    messages += _check_open_files(get_settings().max_streams)
     return messages
+
+
+def _check_open_files(max_streams: int) -> list[CheckMessage]:
+    """W004: the process may open fewer files than MAX_STREAMS streams need (a socket each)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform (Windows)
+        return []
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft > max_streams:
+        return []
+    return [
+        Warning(
+            f"{SETTING_NAME}['MAX_STREAMS'] is {max_streams}, but this process may open only {soft} files: "
+            'each open stream holds a socket, so connections fail ("Too many open files") before the '
+            "limit answers 503.",
+            hint=f"Raise the server's file limit above MAX_STREAMS (ulimit -n, or LimitNOFILE= in systemd), "
+            f"or lower MAX_STREAMS below {soft}.",
+            id="django_sse.W004",
+        )
+    ]
 
 
 @register(Tags.compatibility)

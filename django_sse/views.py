@@ -138,7 +138,7 @@ class EventStreamView(View):
         )
         return await self._response(events, own)
 
-    async def _hook(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    async def _hook(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call one of the view's hooks: inline if it is ours (it does nothing), else through the bridge."""
         method = getattr(self, name)
         if (

@@ -16,6 +16,27 @@ def ids(messages):
     return [m.id for m in messages]
 
 
+@pytest.fixture(autouse=True)
+def open_files(monkeypatch):
+    """The soft limit on open files the checks see: plenty, unless a test says otherwise."""
+    import resource
+
+    limit = [65536]
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (limit[0], resource.RLIM_INFINITY))
+    return limit
+
+
+@pytest.mark.parametrize(("soft", "max_streams", "expected"), [(1024, 10_000, ["django_sse.W004"]),
+    (1024, 1000, []), (20_000, 10_000, [])])  # fmt: skip
+def test_a_file_limit_below_max_streams_is_reported(settings, open_files, soft, max_streams, expected):
+    open_files[0] = soft
+    settings.DJANGO_SSE = {"MAX_STREAMS": max_streams}
+    messages = check_settings()
+    assert ids(messages) == expected
+    if expected:
+        assert f"may open only {soft} files" in messages[0].msg
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

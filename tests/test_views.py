@@ -87,3 +87,16 @@ def test_url_kwargs_reach_stream():
 
     response = async_to_sync(Echo.as_view(retry=None))(RequestFactory().get("/"), room="lobby")
     assert list(response)[1] == b'data: {"room": "lobby"}\n\n'
+
+
+def test_a_url_keyword_named_like_a_parameter_of_ours_reaches_the_hooks():
+    class Room(EventStreamView):
+        def get_channels(self, request, name):
+            return [f"room.{name}"]
+
+        def stream(self, request, *args, **kwargs):
+            yield kwargs
+
+    response = async_to_sync(Room.as_view(retry=None))(RequestFactory().get("/"), name="lobby")
+    assert response.status_code == 200
+    response.close()

@@ -25,8 +25,10 @@ WORKER_HEADER = "X-Bench-Worker"
 class Feed(EventStreamView):
     channels = [CHANNEL]
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | EventStreamResponse:
-        response = super().get(request, *args, **kwargs)
+    async def get(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse | EventStreamResponse:
+        response = await super().get(request, *args, **kwargs)
         response[WORKER_HEADER] = str(os.getpid())
         return response
 
