@@ -32,7 +32,7 @@ from django.http.response import HttpResponseBase
 
 from . import bridge
 from .event import HEARTBEAT
-from .response import BATCH_BYTES, EventStreamResponse
+from .response import BATCH_BYTES, EventStreamResponse, stream_failed
 
 __all__ = ["ASGIHandler", "get_asgi_application"]
 
@@ -64,6 +64,8 @@ class ASGIHandler(DjangoASGIHandler):
         writer = _Writer(source, parts.encoder, parts.heartbeat, send)
         try:
             await writer.run()
+        except Exception as exc:
+            stream_failed(parts.name, exc)  # and the response ends normally: the client reconnects
         finally:
             writer.stop()
             await source.aclose()

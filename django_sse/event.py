@@ -34,7 +34,8 @@ class Event:
     wrong type (or ``data`` that cannot be JSON-encoded) raises ``TypeError``
     and an invalid value (CR or LF in ``event`` or ``id``, NUL in ``id``, a
     negative ``retry``, no field at all) raises ``ValueError``; the message
-    names the field.
+    names the field. So does text that is not valid Unicode (a lone
+    surrogate such as ``"\\ud800"``), which raises ``ValueError``.
     """
 
     data: Any = None
@@ -85,7 +86,24 @@ class Event:
         text = self.data_text()
         if text is not None:
             lines += [f"data: {line}" for line in _LINE_BREAK.split(text)]
-        return ("\n".join(lines) + "\n\n").encode("utf-8")
+        try:
+            return ("\n".join(lines) + "\n\n").encode("utf-8")
+        except UnicodeEncodeError:
+            for name in ("data", "event", "id", "comment"):
+                value = text if name == "data" else getattr(self, name)
+                if isinstance(value, str) and not _encodable(value):
+                    raise ValueError(
+                        f"Event.{name} is not valid Unicode text (a lone surrogate?): {value!r}"
+                    ) from None
+            raise
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _to_json(data: object) -> str:

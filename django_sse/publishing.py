@@ -32,12 +32,19 @@ def publish(channel: str, data: Any, *, event: str | None = None) -> Event:
     With history on (the default) the event is stored first, so a client
     that reconnects gets it too. Returns the published :class:`Event` with
     its ``id``. Raises ``ValueError`` for a bad channel name or event type
-    (CR or LF, or longer than 200 characters), ``TypeError`` for data that
+    (CR or LF, or longer than 200 characters), for ``data=None`` (an event
+    without data never fires in a browser), ``TypeError`` for data that
     cannot be JSON-encoded or an event type that is not a ``str``.
     Callable from any sync code: views, signals, commands, threads. Inside
     a transaction, streams see the event once the transaction commits.
     """
     validate_channel(channel)
+    if data is None:
+        # Event(data=None) means "no data field", and browsers fire no event without data.
+        raise ValueError(
+            "publish() needs data: an event without data is never fired by browsers. "
+            "Publish a JSON value such as {} or [] (or the str 'null' for JSON null)."
+        )
     new = Event(data=data, event=event)
     if event is not None and len(event) > MAX_EVENT_TYPE_LENGTH:
         raise ValueError(f"An event type may be at most {MAX_EVENT_TYPE_LENGTH} characters long (history).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -20,7 +21,9 @@ from .conf import get_settings
 from .event import HEARTBEAT, encode, encode_comment, encode_retry
 from .limits import StreamSlot
 
-__all__ = ["DEFAULT", "EventStreamResponse", "StreamParts"]
+__all__ = ["DEFAULT", "EventStreamResponse", "StreamParts", "stream_failed"]
+
+logger = logging.getLogger("django_sse")
 
 CONTENT_TYPE = "text/event-stream"
 #: Events already waiting are sent together, up to this many bytes per ASGI message.
@@ -47,6 +50,8 @@ class StreamParts(NamedTuple):
     preamble: bytes
     #: Seconds without an event before a heartbeat, or ``None``.
     heartbeat: float | None
+    #: What logs call the stream: its view's dotted name, or ``"EventStreamResponse"``.
+    name: str
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -123,6 +128,9 @@ class EventStreamResponse(StreamingHttpResponse):
         self._preamble = preamble
         self._heartbeat = heartbeat
         self._chunks: Generator[bytes, None, None] | None = None
+        if not hasattr(self, "stream_name"):
+            #: What logs call this stream; EventStreamView sets its own dotted name.
+            self.stream_name = "EventStreamResponse"
         self.is_async = bridge.is_async_iterable(source)
         if not hasattr(self, "_slot"):
             # Counted as open (MAX_STREAMS) until closed, as Django and WSGI servers do at the end.
@@ -134,7 +142,7 @@ class EventStreamResponse(StreamingHttpResponse):
     @property
     def streaming_content(self) -> Iterator[bytes] | AsyncIterator[bytes]:
         """The encoded stream, for middleware that wraps it; setting it sends the wrapper's chunks as-is."""
-        return self.__aiter__() if self.is_async else _sync_chunks(*self.parts())
+        return self.__aiter__() if self.is_async else _sync_chunks(self.parts())
 
     @streaming_content.setter
     def streaming_content(self, value: Iterable[Any] | AsyncIterable[Any]) -> None:
@@ -145,15 +153,15 @@ class EventStreamResponse(StreamingHttpResponse):
         """The events, encoder, preamble and heartbeat this response streams (for test helpers)."""
         # Bound when iteration is requested, so that a middleware that wraps
         # streaming_content and sets it back does not make the stream read itself.
-        return StreamParts(self._source, self._encoder, self._preamble, self._heartbeat)
+        return StreamParts(self._source, self._encoder, self._preamble, self._heartbeat, self.stream_name)
 
     # Consumed by servers: ASGI through __aiter__, WSGI through __iter__.
 
     def __aiter__(self) -> AsyncGenerator[bytes, None]:
-        return _async_chunks(*self.parts())
+        return _async_chunks(self.parts())
 
     def __iter__(self) -> Iterator[bytes]:
-        self._chunks = _sync_chunks(*self.parts())
+        self._chunks = _sync_chunks(self.parts())
         return self._chunks
 
     def close(self) -> None:
@@ -169,16 +177,16 @@ class EventStreamResponse(StreamingHttpResponse):
         raise AttributeError("An event stream may never end: iterate over it instead of calling getvalue().")
 
 
-async def _async_chunks(
-    events: Any, encoder: Callable[[Any], bytes], preamble: bytes, heartbeat: float | None
-) -> AsyncGenerator[bytes, None]:
+async def _async_chunks(parts: StreamParts) -> AsyncGenerator[bytes, None]:
     # Every middleware has seen the response by now: the thread Django keeps for the request
     # (and its database connection) would only wait for the stream to end.
     bridge.release_request_thread()
-    if preamble:
-        yield preamble
-    source = bridge.async_source(events)
+    if parts.preamble:
+        yield parts.preamble
+    encoder, heartbeat = parts.encoder, parts.heartbeat
+    source: bridge.AsyncSource | None = None
     try:
+        source = bridge.async_source(parts.events)
         while (item := await source.get(heartbeat)) is not bridge.END:
             if item is bridge.IDLE:
                 yield HEARTBEAT
@@ -191,21 +199,39 @@ async def _async_chunks(
                 chunks.append(encoder(item))
                 size += len(chunks[-1])
             yield b"".join(chunks)
+    except Exception as exc:
+        stream_failed(parts.name, exc)  # and the response ends normally: the client reconnects
     finally:
-        await source.aclose()
+        if source is not None:
+            await source.aclose()
 
 
-def _sync_chunks(
-    events: Any, encoder: Callable[[Any], bytes], preamble: bytes, heartbeat: float | None
-) -> Generator[bytes, None, None]:
-    if preamble:
-        yield preamble
-    source = bridge.sync_source(events)
+def _sync_chunks(parts: StreamParts) -> Generator[bytes, None, None]:
+    if parts.preamble:
+        yield parts.preamble
+    encoder, heartbeat = parts.encoder, parts.heartbeat
+    source: bridge.SyncSource | None = None
     try:
+        source = bridge.sync_source(parts.events)
         while (item := source.get(heartbeat)) is not bridge.END:
             yield HEARTBEAT if item is bridge.IDLE else encoder(item)
+    except Exception as exc:
+        stream_failed(parts.name, exc)
     finally:
-        source.close()
+        if source is not None:
+            source.close()
+
+
+def stream_failed(name: str, error: BaseException) -> None:
+    """Log a failure inside a stream, once; the caller then ends the response cleanly.
+
+    A response cut off without its end (daphne's, when the application raises) leaves the
+    browser's ``EventSource`` open and silent, never reconnecting; a response that ends does
+    reconnect, and resumes after its ``Last-Event-ID``.
+    """
+    logger.error(
+        "django-sse: the stream of %s failed; ending it (the client reconnects)", name, exc_info=error
+    )
 
 
 def _set_stream_headers(response: HttpResponseBase) -> None:

@@ -42,11 +42,11 @@ def _reader(response: Any, count: int, timeout: float) -> tuple[_Reader, Any]:
     if not isinstance(response, EventStreamResponse):
         raise TypeError(f"Expected an EventStreamResponse, got {type(response).__name__}.")
     # The response's own events, not its chunks: they can be closed at once from here.
-    events, encoder, preamble, _ = response.parts()
+    parts = response.parts()
     reader = _Reader(count, timeout)
-    reader.encoder = encoder
-    reader.events += reader.parser.feed(preamble)
-    return reader, events
+    reader.encoder = parts.encoder
+    reader.events += reader.parser.feed(parts.preamble)
+    return reader, parts.events
 
 
 def _close(response: Any) -> None:

@@ -60,6 +60,8 @@ class EventStreamView(View):
         """The channels this request streams; by default the ``channels`` attribute.
 
         May be ``async def``. A sync one runs on a worker thread, so it may use the ORM.
+        An empty list, in a view without a ``stream()`` of its own, answers ``204 No
+        Content``: nothing to stream, and the browser's ``EventSource`` stops reconnecting.
         """
         return self.channels
 
@@ -97,7 +99,7 @@ class EventStreamView(View):
     async def get(
         self, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> HttpResponse | EventStreamResponse:
-        """Answer with an :class:`~django_sse.EventStreamResponse`, or 400/403/503."""
+        """Answer with an :class:`~django_sse.EventStreamResponse`, or 204/400/403/503."""
         if (refused := limits.refusal(retry=self._retry())) is not None:
             return refused
         names = await self._hook("get_channels", request, *args, **kwargs)
@@ -105,6 +107,9 @@ class EventStreamView(View):
             raise TypeError(f"{type(self).__name__}: channels must be a list of names, not {names!r}.")
         channels = list(dict.fromkeys(names))
         if not channels:
+            if _overrides(self, "get_channels") and not _overrides(self, "stream"):
+                # Nothing to stream for this request: 204 also tells EventSource not to reconnect.
+                return HttpResponse(status=204)
             return await self._response(await self._own_events(request, args, kwargs))
         limit = get_settings().max_channels
         if len(channels) > limit:
@@ -175,7 +180,9 @@ class EventStreamView(View):
             if close is not None:
                 close()  # a generator that never ran: its finally, if any, runs now
             return refused
-        return EventStreamResponse(events, retry=self.retry, heartbeat=self.heartbeat)
+        response = EventStreamResponse(events, retry=self.retry, heartbeat=self.heartbeat)
+        response.stream_name = f"{type(self).__module__}.{type(self).__qualname__}"
+        return response
 
     def _retry(self) -> int | None:
         return get_settings().retry if self.retry is DEFAULT else self.retry

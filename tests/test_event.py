@@ -189,3 +189,11 @@ def test_event_parser_follows_the_browser_rules():
     assert (event.data, event.event, event.id) == ("no space\n two", "message", "7")
     assert (parser.retry, parser.comments, parser.last_event_id) == (500, 1, "7")
     assert parser.feed(b"data: incomplete") == []  # dispatched only by a blank line
+
+
+@pytest.mark.parametrize("field", ["data", "event", "id", "comment"])
+def test_a_lone_surrogate_is_refused_naming_the_field(field):
+    with pytest.raises(ValueError, match=f"Event.{field} is not valid Unicode text"):
+        Event(**{field: "a\ud800b"})
+    # In JSON data it is escaped, as JSON allows.
+    assert Event(data={"x": "\ud800"}).encode() == b'data: {"x": "\\ud800"}\n\n'

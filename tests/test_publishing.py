@@ -72,3 +72,9 @@ def test_commands(capsys):
 def id_of(event: Event) -> int:
     assert event.id is not None
     return int(event.id)
+
+
+@pytest.mark.parametrize("event", [None, "note"])
+def test_publishing_no_data_is_refused_with_a_clear_reason(event):
+    with pytest.raises(ValueError, match="publish\\(\\) needs data: an event without data is never fired"):
+        publish("a", None, event=event)

@@ -233,3 +233,16 @@ def test_a_stream_with_its_own_events_still_ends_when_its_channels_end():
     threading.Timer(0.3, get_backend().close, args=("bye",)).start()
     with pytest.raises(AssertionError, match="the stream ended after"):
         read_events(response, 1000, timeout=10)
+
+
+class MaybeNoChannels(EventStreamView):
+    def get_channels(self, request, names):
+        return [name for name in names.split(",") if name != "none"]
+
+
+def test_no_channels_for_this_request_is_204_not_a_500():
+    response = async_to_sync(MaybeNoChannels.as_view())(RequestFactory().get("/"), names="none")
+    assert response.status_code == 204
+    # A view with neither channels nor a stream() is a mistake, not a request without channels.
+    with pytest.raises(NotImplementedError, match="must define a stream"):
+        async_to_sync(EventStreamView.as_view())(RequestFactory().get("/"))

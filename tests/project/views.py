@@ -177,3 +177,23 @@ source.onopen = () => { window.opens += 1; };
 source.onmessage = (e) => { window.received.push(JSON.parse(e.data).seq); };
 source.addEventListener("reset", () => { window.resets += 1; });
 </script>"""
+
+
+class Failing(EventStreamView):
+    """One event, then an error in stream(): the response must still end, so the client reconnects."""
+
+    async def stream(self, request, *args, **kwargs):
+        yield Event(data={"i": 0})
+        raise RuntimeError("boom in async stream()")
+
+
+class FailingSync(EventStreamView):
+    def stream(self, request, *args, **kwargs):
+        yield Event(data={"i": 0})
+        raise RuntimeError("boom in sync stream()")
+
+
+class FailingSnapshot(Channels):
+    def initial_events(self, request, *args, **kwargs):
+        yield Event(data={"i": 0})
+        raise RuntimeError("boom in initial_events()")
