@@ -58,10 +58,8 @@ class ASGIHandler(DjangoASGIHandler):
         )
         parts = response.parts()
         bridge.release_request_thread()  # as the response's own iteration would (see response.py)
-        if parts.preamble:
-            await send({"type": "http.response.body", "body": parts.preamble, "more_body": True})
         source = bridge.async_source(parts.events)
-        writer = _Writer(source, parts.encoder, parts.heartbeat, send)
+        writer = _Writer(source, parts.encoder, parts.heartbeat, send, parts.preamble)
         try:
             await writer.run()
         except Exception as exc:
@@ -105,9 +103,15 @@ class _Writer:
     """
 
     def __init__(
-        self, source: bridge.AsyncSource, encoder: Callable[[Any], bytes], heartbeat: float | None, send: Send
+        self,
+        source: bridge.AsyncSource,
+        encoder: Callable[[Any], bytes],
+        heartbeat: float | None,
+        send: Send,
+        preamble: bytes,
     ) -> None:
         self._source = source
+        self._head = preamble  # goes out with the first write
         self._encoder = encoder
         self._heartbeat = heartbeat
         self._send = send
@@ -116,6 +120,7 @@ class _Writer:
         self._flush_scheduled = False
         self._sending: Coroutine[Any, Any, None] | None = None  # a send() that had to wait
         self._ended = False
+        self._failure: Exception | None = None  # what ended the source, once what came before is sent
         self._last_write = self._loop.time()
         self._timer: asyncio.Handle | None = None
 
@@ -124,6 +129,12 @@ class _Writer:
         if self._heartbeat is not None:
             self._timer = self._loop.call_at(self._last_write + self._heartbeat, self._beat)
         self._flush()
+        if self._head and not self._done.done():
+            # One turn of the loop: what the stream yields at once goes out with the preamble.
+            await asyncio.sleep(0)
+            self._flush()
+            if self._head and self._sending is None and not self._done.done():
+                self._write(b"")  # the preamble alone: the headers go out now
         await self._done
 
     def stop(self) -> None:
@@ -162,17 +173,22 @@ class _Writer:
                 chunk = self._encoder(item)
                 chunks.append(chunk)
                 size += len(chunk)
-        except BaseException as exc:
-            self._finish(exc)
-            return
+        except Exception as exc:
+            # What was taken before the failure still goes out, then the stream ends.
+            self._failure, self._ended = exc, True
         if chunks:
             self._write(b"".join(chunks))
-            if size >= BATCH_BYTES:
+            if size >= BATCH_BYTES and not self._ended:
                 self._ready()  # more may be waiting: after the server has had a turn
         elif self._ended:
-            self._finish(None)
+            if self._head:
+                self._write(b"")  # ended before any event: the preamble still goes out
+            else:
+                self._finish(self._failure)
 
     def _write(self, body: bytes) -> None:
+        if self._head:
+            body, self._head = self._head + body, b""
         self._last_write = self._loop.time()
         sending = self._send({"type": "http.response.body", "body": body, "more_body": True})
         if inspect.iscoroutine(sending):
@@ -188,7 +204,7 @@ class _Writer:
         except StopIteration:
             self._sending = None
             if self._ended:
-                self._finish(None)
+                self._finish(self._failure)
             else:
                 self._ready()  # what arrived while the send waited
             return

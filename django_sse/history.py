@@ -14,28 +14,59 @@ from django.utils import timezone
 from .event import Event
 from .models import PublishLock, StoredEvent
 
-__all__ = ["Resume", "events_after", "newest_id", "parse_last_event_id", "prune", "resume", "store"]
+__all__ = [
+    "ADVISORY_LOCK_KEY",
+    "Resume",
+    "events_after",
+    "lock_publishing",
+    "newest_id",
+    "parse_last_event_id",
+    "prune",
+    "resume",
+    "store",
+]
 
 # Ids are positive 64-bit integers written in ASCII digits, as we issue them.
 _ID = re.compile(r"[0-9]{1,19}")
 _MAX_ID = 2**63 - 1
 
 
+#: The PostgreSQL advisory lock that publishers of one database take in turn ("dj_sse_1").
+ADVISORY_LOCK_KEY = 0x646A5F7373655F31
+
+
 def store(channel: str, event: Event) -> Event:
     """Store ``event`` for ``channel``; return it with its new id.
 
-    Ids are committed in the order they are given: SQLite lets one writer in
-    at a time, and elsewhere publishers first lock the ``PublishLock`` row.
-    So a reader that has seen id N has seen every id below N.
+    Ids are committed in the order they are given, so a reader that has seen
+    id N has seen every id below N: publishers take turns from before the id
+    is given until the commit (see :func:`lock_publishing`).
     """
     using = router.db_for_write(StoredEvent)
     with transaction.atomic(using=using):
-        if transaction.get_connection(using).features.has_select_for_update:
-            PublishLock.objects.using(using).select_for_update().filter(id=1).exists()
+        lock_publishing(using)
         row = StoredEvent.objects.using(using).create(
             channel=channel, event=event.event, data=event.data_text()
         )
     return Event(data=row.data, event=row.event, id=str(row.id))
+
+
+def lock_publishing(using: str) -> None:
+    """Make publishers of database ``using`` take turns until the current transaction ends.
+
+    - PostgreSQL: a transaction-level advisory lock, which needs no row, so
+      it holds after ``manage.py flush``, in ``TransactionTestCase`` and with
+      ``--nomigrations``;
+    - SQLite: nothing to do, it lets one writer in at a time;
+    - any other database with ``SELECT ... FOR UPDATE``: the ``PublishLock``
+      row, locked, and created again if it is missing (after a flush).
+    """
+    connection = transaction.get_connection(using)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+    elif connection.vendor != "sqlite" and connection.features.has_select_for_update:
+        PublishLock.objects.using(using).select_for_update().get_or_create(id=1)
 
 
 def _to_event(row: StoredEvent) -> tuple[str, Event]:

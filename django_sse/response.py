@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections.abc import (
     AsyncGenerator,
@@ -24,6 +26,12 @@ from .limits import StreamSlot
 __all__ = ["DEFAULT", "EventStreamResponse", "StreamParts", "stream_failed"]
 
 logger = logging.getLogger("django_sse")
+
+#: Set by :mod:`django_sse.testing`: a failure inside a stream is raised to its reader too, not only
+#: logged, so that a test sees it.
+raise_failures: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "django_sse_raise_failures", default=False
+)
 
 CONTENT_TYPE = "text/event-stream"
 #: Events already waiting are sent together, up to this many bytes per ASGI message.
@@ -181,26 +189,45 @@ async def _async_chunks(parts: StreamParts) -> AsyncGenerator[bytes, None]:
     # Every middleware has seen the response by now: the thread Django keeps for the request
     # (and its database connection) would only wait for the stream to end.
     bridge.release_request_thread()
-    if parts.preamble:
-        yield parts.preamble
     encoder, heartbeat = parts.encoder, parts.heartbeat
+    head = parts.preamble  # sent with the first events if they come at once, else alone
     source: bridge.AsyncSource | None = None
     try:
         source = bridge.async_source(parts.events)
-        while (item := await source.get(heartbeat)) is not bridge.END:
+        if (item := source.poll()) is bridge.NOT_READY:
+            # One turn of the loop: what the stream yields at once goes out with the preamble, in
+            # one write (daphne's cost is per write); anything later waits for no more than that.
+            await asyncio.sleep(0)
+            item = source.poll()
+        if item is bridge.NOT_READY:
+            if head:
+                yield head  # the headers go out now (daphne sends none before a body)
+                head = b""
+            item = await source.get(heartbeat)
+        while item is not bridge.END:
             if item is bridge.IDLE:
                 yield HEARTBEAT
-                continue
-            chunks = [encoder(item)]
-            size = len(chunks[0])
-            # Events that are there already (a channel stream's buffer) go out together: one
-            # write instead of several, up to the size of one ASGI body chunk of Django's.
-            while size < BATCH_BYTES and (item := source.take_ready()) is not bridge.NOT_READY:
-                chunks.append(encoder(item))
-                size += len(chunks[-1])
-            yield b"".join(chunks)
+            else:
+                chunks = [head, encoder(item)]
+                head = b""
+                size = len(chunks[1])
+                # Events that are there already (a channel stream's buffer) go out together: one
+                # write instead of several, up to the size of one ASGI body chunk of Django's.
+                try:
+                    while size < BATCH_BYTES and (item := source.take_ready()) is not bridge.NOT_READY:
+                        chunks.append(encoder(item))
+                        size += len(chunks[-1])
+                except Exception:
+                    yield b"".join(chunks)  # what was taken before the failure still goes out
+                    raise
+                yield b"".join(chunks)
+            item = await source.get(heartbeat)
+        if head:
+            yield head
     except Exception as exc:
         stream_failed(parts.name, exc)  # and the response ends normally: the client reconnects
+        if raise_failures.get():
+            raise
     finally:
         if source is not None:
             await source.aclose()
@@ -217,6 +244,8 @@ def _sync_chunks(parts: StreamParts) -> Generator[bytes, None, None]:
             yield HEARTBEAT if item is bridge.IDLE else encoder(item)
     except Exception as exc:
         stream_failed(parts.name, exc)
+        if raise_failures.get():
+            raise
     finally:
         if source is not None:
             source.close()

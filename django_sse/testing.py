@@ -12,7 +12,7 @@ from django.db import close_old_connections
 
 from . import bridge
 from .event import Event, EventParser, encode
-from .response import EventStreamResponse
+from .response import EventStreamResponse, raise_failures
 
 __all__ = ["aread_events", "read_events"]
 
@@ -65,28 +65,37 @@ def read_events(response: Any, count: int, *, timeout: float = 5.0) -> list[Even
     Works with :class:`~django_sse.EventStreamResponse` responses from
     Django's test ``Client`` (and ``RequestFactory`` views), whether
     ``stream()`` is sync or async, with or without channels. Raises ``TimeoutError``
-    if ``count`` events have not arrived within ``timeout`` seconds, and
+    if ``count`` events have not arrived within ``timeout`` seconds, and what
+    the stream raised if it failed (a server logs it and ends the response);
     closes the response (and so the stream) when done.
     """
     reader, events = _reader(response, count, timeout)
-    source = bridge.sync_source(events)
+    raising = raise_failures.set(True)  # before the source copies the context onto its thread
     try:
-        while reader.wanted():
-            reader.take(source.get(reader.time_left()))
+        source = bridge.sync_source(events)
+        try:
+            while reader.wanted():
+                reader.take(source.get(reader.time_left()))
+        finally:
+            source.close()
+            _close(response)
     finally:
-        source.close()
-        _close(response)
+        raise_failures.reset(raising)
     return reader.events[:count]
 
 
 async def aread_events(response: Any, count: int, *, timeout: float = 5.0) -> list[Event]:
     """``read_events`` for async tests (Django's ``AsyncClient``)."""
     reader, events = _reader(response, count, timeout)
-    source = bridge.async_source(events)
+    raising = raise_failures.set(True)
     try:
-        while reader.wanted():
-            reader.take(await source.get(reader.time_left()))
+        source = bridge.async_source(events)
+        try:
+            while reader.wanted():
+                reader.take(await source.get(reader.time_left()))
+        finally:
+            await source.aclose()
+            await sync_to_async(_close)(response)
     finally:
-        await source.aclose()
-        await sync_to_async(_close)(response)
+        raise_failures.reset(raising)
     return reader.events[:count]

@@ -45,10 +45,15 @@ def manage(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def start_publisher(channels: str, count: int, interval: float) -> subprocess.Popen[str]:
-    """Start tests/publisher.py; its stdout lists "<id> <channel> <seq>" per event published."""
-    command = [sys.executable, "-m", "tests.publisher", channels, str(count), str(interval)]
-    return subprocess.Popen(command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, text=True)
+def start_publisher(
+    channels: str, count: int, interval: float, *, hold: float = 0.0, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start tests/publisher.py; its stdout lists "<id> <channel> <seq>" per event published.
+
+    ``hold``: seconds each publish's transaction stays open after it (see tests/publisher.py).
+    """
+    command = [sys.executable, "-m", "tests.publisher", channels, str(count), str(interval), str(hold)]
+    return subprocess.Popen(command, cwd=ROOT, env=env or environment(), stdout=subprocess.PIPE, text=True)
 
 
 def stop_process(process: subprocess.Popen) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from tests.postgres_server import Postgres, environment, migrate, start_postgres
-from tests.servers import start
+from tests.servers import start, start_publisher
 from tests.sse_client import wait_for
 from tests.streams_client import close_all, open_streams, read_until, sse_stats
 
@@ -110,4 +112,60 @@ def test_a_pool_of_4_connections_serves_100_streams(pg: Postgres) -> None:
         assert read_until(sockets, f"id: {marker}\n".encode()) == 100, server.log()
     finally:
         close_all(sockets)
+        server.stop()
+
+
+def _read_ids(url: str, want: int, *, last_event_id: str | None = None, drop_every: int = 0) -> list[int]:
+    """The ids of the data events a client gets on ``url``, until ``want`` have come (60 s at most).
+
+    With ``drop_every``, the client drops the connection after that many events and resumes with
+    ``Last-Event-ID``, as a browser does after a network blip.
+    """
+    received: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(received) < want and time.monotonic() < deadline:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        with httpx.Client(timeout=15) as client, client.stream("GET", url, headers=headers) as response:
+            current: str | None = None
+            for line in response.iter_lines():
+                if line.startswith("id: "):
+                    current = line[4:]
+                    last_event_id = current
+                elif line.startswith("data: ") and current is not None:
+                    received.append(int(current))
+                    if len(received) >= want or (drop_every and len(received) % drop_every == 0):
+                        break
+    return received
+
+
+def test_ids_commit_in_order_with_slow_transactions_even_after_a_flush(pg: Postgres) -> None:
+    # 2 fast publishers and 2 whose transactions commit 50 ms after their id was given: without a
+    # lock between them, a live client reads past an id that commits later, and never gets it.
+    dbname = "ordering"
+    migrate(pg, dbname)
+    pg.query("DELETE FROM django_sse_publishlock", dbname)  # what `manage.py flush` does
+    env = environment(pg, dbname)
+    server = start("uvicorn", env=env)
+    a, b = "ord-a", "ord-b"
+    url = server.url(f"/channels/{a},{b}/")
+    try:
+        with httpx.Client(timeout=10) as client, client.stream("GET", url) as response:
+            position = next(line[4:] for line in response.iter_lines() if line.startswith("id: "))
+        total = 2 * 40 + 2 * 20
+        with ThreadPoolExecutor(2) as pool:
+            live = pool.submit(_read_ids, url, total, last_event_id=position)
+            blinking = pool.submit(_read_ids, url, total, last_event_id=position, drop_every=7)
+            assert wait_for(lambda: sse_stats(server.base_url)["subscribers"] >= 1, timeout=10)
+            publishers = [start_publisher(f"{a},{b}", 40, 0.005, env=env) for _ in range(2)]
+            publishers += [start_publisher(f"{a},{b}", 20, 0.0, hold=0.05, env=env) for _ in range(2)]
+            published: list[int] = []
+            for publisher in publishers:
+                out, _ = publisher.communicate(timeout=60)
+                assert publisher.returncode == 0
+                published += [int(line.split()[0]) for line in out.splitlines()]
+            expected = sorted(published)
+            assert len(expected) == total
+            assert live.result(timeout=90) == expected
+            assert blinking.result(timeout=90) == expected
+    finally:
         server.stop()

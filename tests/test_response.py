@@ -107,11 +107,17 @@ async def failing_async():
 
 
 @pytest.mark.parametrize("make", [failing_sync, failing_async])
-def test_errors_in_the_generator_propagate_to_the_server(make):
-    with pytest.raises(KeyError):
-        list(EventStreamResponse(make()))
-    with pytest.raises(KeyError):
-        asyncio.run(collect_async(EventStreamResponse(make())))
+def test_an_error_in_the_generator_is_logged_once_and_ends_the_stream(make, caplog):
+    # Ending (not raising to the server) is what lets EventSource reconnect: daphne would leave a
+    # response whose application raised open and silent.
+    for chunks in (
+        list(EventStreamResponse(make())),
+        asyncio.run(collect_async(EventStreamResponse(make()))),
+    ):
+        assert chunks[-1].endswith(b"data: ok\n\n")
+    failures = [r for r in caplog.records if "the stream of EventStreamResponse failed" in r.getMessage()]
+    assert len(failures) == 2
+    assert all(isinstance(r.exc_info[1], KeyError) for r in failures if r.exc_info)
 
 
 @pytest.mark.django_db  # close() sends request_finished, which looks at database connections
