@@ -128,13 +128,9 @@ class _Writer:
         self._source.listen(self._ready)
         if self._heartbeat is not None:
             self._timer = self._loop.call_at(self._last_write + self._heartbeat, self._beat)
+        if self._head:
+            self._write(b"")  # the preamble alone, at once: the headers go out now
         self._flush()
-        if self._head and not self._done.done():
-            # One turn of the loop: what the stream yields at once goes out with the preamble.
-            await asyncio.sleep(0)
-            self._flush()
-            if self._head and self._sending is None and not self._done.done():
-                self._write(b"")  # the preamble alone: the headers go out now
         await self._done
 
     def stop(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 from collections.abc import (
@@ -190,27 +189,17 @@ async def _async_chunks(parts: StreamParts) -> AsyncGenerator[bytes, None]:
     # (and its database connection) would only wait for the stream to end.
     bridge.release_request_thread()
     encoder, heartbeat = parts.encoder, parts.heartbeat
-    head = parts.preamble  # sent with the first events if they come at once, else alone
+    if parts.preamble:
+        yield parts.preamble  # the headers go out now (daphne sends none before a body)
     source: bridge.AsyncSource | None = None
     try:
         source = bridge.async_source(parts.events)
-        if (item := source.poll()) is bridge.NOT_READY:
-            # One turn of the loop: what the stream yields at once goes out with the preamble, in
-            # one write (daphne's cost is per write); anything later waits for no more than that.
-            await asyncio.sleep(0)
-            item = source.poll()
-        if item is bridge.NOT_READY:
-            if head:
-                yield head  # the headers go out now (daphne sends none before a body)
-                head = b""
-            item = await source.get(heartbeat)
-        while item is not bridge.END:
+        while (item := await source.get(heartbeat)) is not bridge.END:
             if item is bridge.IDLE:
                 yield HEARTBEAT
             else:
-                chunks = [head, encoder(item)]
-                head = b""
-                size = len(chunks[1])
+                chunks = [encoder(item)]
+                size = len(chunks[0])
                 # Events that are there already (a channel stream's buffer) go out together: one
                 # write instead of several, up to the size of one ASGI body chunk of Django's.
                 try:
@@ -221,9 +210,6 @@ async def _async_chunks(parts: StreamParts) -> AsyncGenerator[bytes, None]:
                     yield b"".join(chunks)  # what was taken before the failure still goes out
                     raise
                 yield b"".join(chunks)
-            item = await source.get(heartbeat)
-        if head:
-            yield head
     except Exception as exc:
         stream_failed(parts.name, exc)  # and the response ends normally: the client reconnects
         if raise_failures.get():
