@@ -7,6 +7,8 @@ Every stream is consumed the way Django's ASGI handler does it (``aclosing(aiter
 - ``channel``: ``EventStreamResponse(channel_stream(...))``, as ``EventStreamView`` with ``channels``
   builds it, with the embedded backend and history off (no database); events are published with
   ``backend.publish()``, i.e. ``Hub.deliver()`` and one ``call_soon_threadsafe`` per event.
+- ``asgi``: the same ``channel`` response, sent by ``django_sse.asgi.ASGIHandler.send_response()``
+  (events written from the callback that makes them ready) instead of Django's loop.
 - ``queue``: ``EventStreamResponse`` over an async generator awaiting an ``asyncio.Queue`` of its own,
   which the publisher fills with the same ``Event`` for every stream: the bridge without the fan-out.
 - ``plain``: the peers' baseline (bench/fanout.py's): Django's own ``StreamingHttpResponse`` over an
@@ -26,7 +28,7 @@ import gc
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -52,8 +54,8 @@ class Counter:
             self.reached = asyncio.get_running_loop().create_future()
             await self.reached
 
-    async def send(self, message: dict[str, Any]) -> None:
-        self.sent += message["body"].count(DATA)
+    async def send(self, message: Mapping[str, Any]) -> None:
+        self.sent += message.get("body", b"").count(DATA)
         if self.sent >= self.target and self.reached is not None and not self.reached.done():
             self.reached.set_result(None)
 
@@ -70,6 +72,7 @@ async def run_row(kind: str, streams: int, events: int, burst: int) -> float:
     from django.http import StreamingHttpResponse
 
     from django_sse import Event, EventStreamResponse
+    from django_sse.asgi import ASGIHandler
     from django_sse.backends import get_backend, reset_backend
     from django_sse.streams import channel_stream
 
@@ -85,7 +88,7 @@ async def run_row(kind: str, streams: int, events: int, burst: int) -> float:
             yield await queue.get()
 
     def make_response() -> Any:
-        if kind == "channel":
+        if kind in ("channel", "asgi"):
             stream = channel_stream(["bench"], None, own=None, initial=None, reset_event="reset")
             return EventStreamResponse(stream)
         if kind == "queue":
@@ -100,7 +103,7 @@ async def run_row(kind: str, streams: int, events: int, burst: int) -> float:
         nonlocal seq
         seq += 1
         payload = {"seq": seq, "t": time.time()}
-        if kind == "channel":
+        if kind in ("channel", "asgi"):
             backend.publish("bench", Event(data=payload))
         elif kind == "queue":
             event = Event(data=payload, id=str(seq))  # encoded once, like a published event
@@ -112,9 +115,15 @@ async def run_row(kind: str, streams: int, events: int, burst: int) -> float:
                 queue.put_nowait(chunk)
 
     def subscribed() -> int:
-        return len(backend.hub) if kind == "channel" else len(queues)
+        return len(backend.hub) if kind in ("channel", "asgi") else len(queues)
 
-    tasks = [asyncio.create_task(serve(make_response(), counter)) for _ in range(streams)]
+    if kind == "asgi":
+        handler = ASGIHandler()
+        tasks = [
+            asyncio.create_task(handler.send_response(make_response(), counter.send)) for _ in range(streams)
+        ]
+    else:
+        tasks = [asyncio.create_task(serve(make_response(), counter)) for _ in range(streams)]
     while subscribed() < streams:  # noqa: ASYNC110 - a count of the library's, nothing to wait on
         await asyncio.sleep(0.01)
     publish()  # warm-up: every stream in its steady state
@@ -143,7 +152,7 @@ def main() -> None:
     parser.add_argument(
         "--heartbeat", type=json.loads, default=15.0, help="HEARTBEAT seconds, or null (default 15)"
     )
-    parser.add_argument("--rows", default="channel,queue,plain", help="comma-separated rows to run")
+    parser.add_argument("--rows", default="channel,asgi,queue,plain", help="comma-separated rows to run")
     args = parser.parse_args()
     settings.configure(
         INSTALLED_APPS=["django_sse"],
