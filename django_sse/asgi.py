@@ -198,11 +198,11 @@ class _Writer:
         try:
             waiting_for = sending.send(None)
         except StopIteration:
-            self._sending = None
+            waited, self._sending = self._sending is not None, None
             if self._ended:
                 self._finish(self._failure)
-            else:
-                self._ready()  # what arrived while the send waited
+            elif waited:
+                self._ready()  # what arrived while the send waited (a send that did not wait: nothing)
             return
         except BaseException as exc:
             self._sending = None
