@@ -71,6 +71,9 @@ def test_open_streams_hold_no_thread_and_no_database_connection(server):
         close_all(sockets)
     assert wait_for(lambda: sse_stats(server.base_url)["open_streams"] == 0, timeout=30)
     assert threads(pid) <= MAX_THREADS
+    # Nor does anything stay open on the database once they have gone (one connection per stream
+    # would be hundreds of descriptors; SQLite may keep one closed descriptor for reuse).
+    assert open_files(pid, database) <= 6
 
 
 def test_streams_dropped_at_any_moment_leave_nothing_registered(server):
