@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import logging
 import threading
@@ -31,7 +32,8 @@ _MAX_FILTERED_CHANNELS = 500
 class EmbeddedBackend(BaseBackend):
     """One process's streams, fed by one dispatcher thread that reads new events from the database.
 
-    A publish in this process wakes the dispatcher at once; one in another
+    A publish in this process is handed to the hub at once when it commits (when it is the
+    next id; otherwise it wakes the dispatcher, which reads it back in order); one in another
     process (a management command, another server process) is found by the
     dispatcher's poll every ``POLL_INTERVAL`` seconds while streams are open.
     Reading by id in the order ids were committed keeps every stream in
@@ -50,14 +52,27 @@ class EmbeddedBackend(BaseBackend):
 
     def publish(self, channel: str, event: Event) -> Event:
         if self.settings.history:
-            # Wake the dispatcher once the event is visible to it.
-            transaction.on_commit(self._wake.set, using=router.db_for_write(StoredEvent))
+            transaction.on_commit(
+                functools.partial(self._committed, channel, event), using=router.db_for_write(StoredEvent)
+            )
             return event
         with self._lock:  # ids in the order of delivery
             self._position = next(self._counter)
             event = dataclasses.replace(event, id=str(self._position))
             self.hub.deliver([(channel, event)])
         return event
+
+    def _committed(self, channel: str, event: Event) -> None:
+        """A publish of this process has committed: hand it over at once if it is the next id."""
+        position = int(event.id or 0)
+        with self._lock:
+            if self._position is not None and self._position == position - 1:
+                # Everything up to the one before it has been handed over, and ids commit in
+                # order: nothing can come between. The dispatcher need not read it back.
+                self.hub.deliver([(channel, event)])
+                self._position = position
+                return
+        self._wake.set()  # another process's events may come first: the dispatcher reads them in order
 
     def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
         subscription = Subscription(self.hub, channels, self.settings.client_buffer, loop)
