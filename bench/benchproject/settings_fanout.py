@@ -19,16 +19,14 @@ ROOT_URLCONF = "benchproject.fanout_urls"
 USE_TZ = True
 INSTALLED_APPS = ["django_sse"]
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+#: One writer and many readers in several threads (bench/streams.py's settings use them too).
+SQLITE_OPTIONS = {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}
 _DB = os.environ.get("BENCH_FANOUT_DB", str(Path(tempfile.gettempdir()) / "bench-fanout.sqlite3"))
 DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": _DB,
-        "OPTIONS": {
-            "init_command": "PRAGMA journal_mode=WAL;",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-        },
+        "OPTIONS": SQLITE_OPTIONS,
     }
 }
 # W001 is about the baseline's hand-built stream, which must stay plain Django: no EventStreamMiddleware.
