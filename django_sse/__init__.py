@@ -10,9 +10,19 @@ from .response import EventStreamResponse
 
 if TYPE_CHECKING:
     from .publishing import apublish, publish
+    from .revocation import arevoke, revoke
     from .views import EventStreamView
 
-__all__ = ["Event", "EventStreamResponse", "EventStreamView", "PublishError", "apublish", "publish"]
+__all__ = [
+    "Event",
+    "EventStreamResponse",
+    "EventStreamView",
+    "PublishError",
+    "apublish",
+    "arevoke",
+    "publish",
+    "revoke",
+]
 __version__ = "0.1.0"
 
 
@@ -27,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from . import publishing
 
         return getattr(publishing, name)
+    if name in ("revoke", "arevoke"):
+        from . import revocation
+
+        return getattr(revocation, name)
     raise AttributeError(f"module 'django_sse' has no attribute {name!r}")

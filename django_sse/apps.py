@@ -1,6 +1,6 @@
-"""App configuration: registers the system checks."""
+"""App configuration: registers the system checks, the shutdown handler and revocation at logout."""
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class DjangoSSEConfig(AppConfig):
@@ -14,3 +14,9 @@ class DjangoSSEConfig(AppConfig):
         from .shutdown import install
 
         install()
+        if apps.is_installed("django.contrib.auth"):
+            from django.contrib.auth.signals import user_logged_out
+
+            from .revocation import revoke_session_on_logout
+
+            user_logged_out.connect(revoke_session_on_logout, dispatch_uid="django_sse.revoke_on_logout")

@@ -50,6 +50,8 @@ from typing import Any, Final, ParamSpec, TypeVar
 from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.db import close_old_connections, connections
 
+from .event import Event
+
 __all__ = [
     "END",
     "IDLE",
@@ -293,13 +295,15 @@ async def _items(source: AsyncSource) -> AsyncIterator[Any]:
 class _NativeAsync(AsyncSource):
     """An async iterable on the consumer's own event loop.
 
-    Advanced by one long-lived task that reads up to ``AHEAD`` items ahead:
-    items the iterable yields back to back are taken together, and a
-    heartbeat never interrupts the item in progress. The task waits only
-    when the consumer is that far behind (back-pressure).
+    Advanced by one long-lived task that reads up to ``AHEAD`` items (and
+    about ``AHEAD_BYTES`` of events) ahead: items the iterable yields back to
+    back are taken together, and a heartbeat never interrupts the item in
+    progress. The task waits only when the consumer is that far behind
+    (back-pressure).
     """
 
     AHEAD = 64
+    AHEAD_BYTES = 65_536
 
     def __init__(self, iterable: AsyncIterable[Any]) -> None:
         super().__init__()
@@ -309,6 +313,7 @@ class _NativeAsync(AsyncSource):
         self._space: asyncio.Future[None] | None = None  # what the pump awaits when AHEAD are waiting
         self._error: BaseException | None = None
         self._ended = False
+        self._bytes = 0  # the encoded size of the events in _items
 
     def poll(self) -> Polled:
         if self._items:
@@ -328,6 +333,7 @@ class _NativeAsync(AsyncSource):
 
     def _pop(self) -> Any:
         item = self._items.popleft()
+        self._bytes -= _size(item)
         if self._space is not None and not self._space.done():
             self._space.set_result(None)
         return item
@@ -338,9 +344,10 @@ class _NativeAsync(AsyncSource):
             while True:
                 item = await anext(self._iterator)
                 items.append(item)
+                self._bytes += _size(item)
                 if len(items) == 1:
                     self.notify()
-                if len(items) >= self.AHEAD:
+                if len(items) >= self.AHEAD or self._bytes >= self.AHEAD_BYTES:
                     self._space = asyncio.get_running_loop().create_future()
                     await self._space
                     self._space = None
@@ -360,6 +367,11 @@ class _NativeAsync(AsyncSource):
         aclose = getattr(self._iterator, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _size(item: Any) -> int:
+    # Events know their size for free; other items are small or become events later.
+    return len(item.encode()) if isinstance(item, Event) else 0
 
 
 class ThreadLimitReached(RuntimeError):

@@ -59,6 +59,7 @@ _SCHEMA: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     ),
     "MAX_CHANNELS": (20, _positive_int, "a positive int"),
     "CLIENT_BUFFER": (1000, _positive_int, "a positive int (events)"),
+    "CLIENT_BUFFER_BYTES": (1_048_576, _positive_int, "a positive int (bytes)"),
     "POLL_INTERVAL": (1.0, _positive_number, "a positive number of seconds"),
     "CHANNEL_LAYER": ("default", lambda v: isinstance(v, str) and bool(v), "a CHANNEL_LAYERS alias"),
     "PING_INTERVAL": (5.0, _positive_number, "a positive number of seconds"),
@@ -87,6 +88,7 @@ class SSESettings:
     history_max_age: float | None
     max_channels: int
     client_buffer: int
+    client_buffer_bytes: int
     poll_interval: float
     channel_layer: str
     ping_interval: float

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
 from .event import Event
 
-__all__ = ["Closed", "Hub", "SlowClient", "Subscription"]
+__all__ = ["REVOCATION_CHANNEL", "Closed", "Hub", "Revoked", "SlowClient", "Subscription"]
 
 logger = logging.getLogger("django_sse")
+
+#: Where revocations travel, in order with the events: not a valid channel name, so never a user's.
+REVOCATION_CHANNEL = "django-sse:revoke"
 
 #: An event with its id as an int (None without one), converted once per event rather than per stream.
 _Entry = tuple[int | None, Event]
@@ -32,19 +37,39 @@ class Closed(Exception):
     """The subscription was closed from outside (the server is shutting down)."""
 
 
+class Revoked(Closed):
+    """The stream was revoked (see :func:`django_sse.revoke`); its client reconnects and is checked again."""
+
+    def __init__(self, channel: str | None, key: str | None) -> None:
+        super().__init__(f"revoked (channel={channel!r}, key={key!r})")
+        self.channel = channel
+        self.key = key
+
+
 class Subscription:
     """One stream's view of its channels: a bounded buffer of events, filled from any thread."""
 
     def __init__(
-        self, hub: Hub, channels: Sequence[str], buffer: int, loop: asyncio.AbstractEventLoop
+        self,
+        hub: Hub,
+        channels: Sequence[str],
+        buffer: int,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        buffer_bytes: int | None = None,
+        keys: Iterable[str] = (),
     ) -> None:
         self.hub = hub
         self.channels = tuple(channels)
         self.loop = loop
+        #: The view's revocation keys for this stream (see :func:`django_sse.revoke`).
+        self.keys = frozenset(keys)
         #: Called on ``loop`` when events arrive or the stream must end; set by the stream's reader.
         self.on_ready: Callable[[], None] | None = None
         self._buffer: collections.deque[_Entry] = collections.deque()
         self._limit = buffer
+        self._limit_bytes = buffer_bytes
+        self._bytes = 0  # encoded size of the events in _buffer
         self._failure: Exception | None = None
 
     def take(self) -> _Entry | None:
@@ -53,7 +78,9 @@ class Subscription:
         Raises ``SlowClient`` or ``Closed`` when the stream must end.
         """
         if self._buffer:
-            return self._buffer.popleft()
+            entry = self._buffer.popleft()
+            self._bytes -= len(entry[1].encode())
+            return entry
         if self._failure is not None:
             raise self._failure
         return None
@@ -72,16 +99,24 @@ class Subscription:
 
     # Called on self.loop only.
 
-    def _put(self, entries: Iterable[_Entry]) -> None:
+    def _put(self, entries: Sequence[_Entry], size: int) -> None:
         if self._failure is not None:
             return
         self._buffer.extend(entries)
+        self._bytes += size
         if len(self._buffer) > self._limit:
-            self._buffer.clear()  # free the memory now; the client replays from history
-            self._fail(SlowClient(f"more than {self._limit} events waiting"))
-            self.hub.count_slow_client(self)
+            self._overflow(f"more than {self._limit} events waiting")
+        elif self._limit_bytes is not None and self._bytes > self._limit_bytes and len(self._buffer) > 1:
+            # One event is always let through, however large: a limit below it would cut everybody.
+            self._overflow(f"more than {self._limit_bytes} bytes waiting")
         elif self.on_ready is not None:
             self.on_ready()
+
+    def _overflow(self, reason: str) -> None:
+        self._buffer.clear()  # free the memory now; the client replays from history
+        self._bytes = 0
+        self._fail(SlowClient(reason))
+        self.hub.count_slow_client(self)
 
     def _fail(self, failure: Exception) -> None:
         if self._failure is None:
@@ -103,6 +138,8 @@ class Hub:
         self._by_channel: dict[str, set[Subscription]] = collections.defaultdict(set)
         self._all: set[Subscription] = set()  # so that counting them is no work
         self.slow_clients = 0
+        #: Streams ended by a revocation.
+        self.revoked = 0
 
     def add(self, subscription: Subscription) -> None:
         """Start delivering the subscription's channels to it."""
@@ -131,31 +168,74 @@ class Hub:
         return len(self._all)
 
     def deliver(self, batch: Sequence[tuple[str, Event]]) -> None:
-        """Hand ``(channel, event)`` pairs, in order, to every subscriber; from any thread."""
+        """Hand ``(channel, event)`` pairs, in order, to every subscriber; from any thread.
+
+        A revocation among them (channel ``REVOCATION_CHANNEL``) ends its streams in that
+        place: they get the events before it and none after.
+        """
+        start = 0
+        for index, (channel, event) in enumerate(batch):
+            if channel == REVOCATION_CHANNEL:
+                if start < index:
+                    self._deliver(batch[start:index])
+                self._revoke(event)
+                start = index + 1
+        if start == 0:
+            self._deliver(batch)
+        elif start < len(batch):
+            self._deliver(batch[start:])
+
+    def _deliver(self, batch: Sequence[tuple[str, Event]]) -> None:
         entries = [
             (channel, (None if event.id is None else int(event.id), event)) for channel, event in batch
         ]
         by_channel: dict[str, list[_Entry]] = {}
         for channel, entry in entries:
             by_channel.setdefault(channel, []).append(entry)
-        per_loop: dict[asyncio.AbstractEventLoop, dict[Subscription, list[_Entry]]] = {}
+        per_loop: dict[asyncio.AbstractEventLoop, dict[Subscription, tuple[list[_Entry], int]]] = {}
         with self._lock:
             for channel, channel_entries in by_channel.items():
-                for subscription in self._by_channel.get(channel, ()):
+                subscribers = self._by_channel.get(channel)
+                if not subscribers:
+                    continue
+                channel_size = _size(channel_entries)
+                for subscription in subscribers:
                     deliveries = per_loop.get(subscription.loop)
                     if deliveries is None:
                         deliveries = per_loop[subscription.loop] = {}
                     if len(subscription.channels) == 1:
-                        deliveries[subscription] = channel_entries  # one list for all, never changed
+                        # One list (and size) for all, never changed.
+                        deliveries[subscription] = (channel_entries, channel_size)
                     elif subscription not in deliveries:
                         wanted = subscription.channels
-                        deliveries[subscription] = [entry for c, entry in entries if c in wanted]
+                        mine = [entry for c, entry in entries if c in wanted]
+                        deliveries[subscription] = (mine, _size(mine))
         for loop, deliveries in per_loop.items():
             try:
                 loop.call_soon_threadsafe(_put_all, deliveries)
             except RuntimeError:  # that loop is closed: its streams have ended
                 for subscription in deliveries:
                     self.remove(subscription)
+
+    def _revoke(self, revocation: Event) -> None:
+        try:
+            target = json.loads(revocation.data_text() or "")
+            channel, key = target["channel"], target["key"]
+        except (ValueError, TypeError, KeyError):
+            logger.warning("django-sse: ignored a malformed revocation %r", revocation.data)
+            return
+        with self._lock:
+            candidates = self._all if channel is None else self._by_channel.get(channel, set())
+            matched = [s for s in candidates if key is None or key in s.keys]
+            self.revoked += len(matched)
+        for subscription in matched:
+            self.remove(subscription)  # now, so that no later event reaches it
+            with contextlib.suppress(RuntimeError):  # a closed loop: that stream has ended
+                subscription.loop.call_soon_threadsafe(subscription._fail, Revoked(channel, key))
+        if matched:
+            logger.info(
+                "django-sse: ended %d stream(s) (revoked: channel=%r, key=%r)", len(matched), channel, key
+            )
 
     def close_all(self, reason: str) -> None:
         """End every subscribed stream (e.g. at shutdown), so that clients reconnect and replay."""
@@ -179,6 +259,10 @@ class Hub:
         )
 
 
-def _put_all(deliveries: dict[Subscription, list[_Entry]]) -> None:
-    for subscription, entries in deliveries.items():
-        subscription._put(entries)
+def _size(entries: Sequence[_Entry]) -> int:
+    return sum(len(event.encode()) for _, event in entries)
+
+
+def _put_all(deliveries: dict[Subscription, tuple[list[_Entry], int]]) -> None:
+    for subscription, (entries, size) in deliveries.items():
+        subscription._put(entries, size)

@@ -6,9 +6,11 @@ import datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import router, transaction
-from django.db.models import Max, Min
+from django.db.models import BigIntegerField, Func, Max, Min
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .event import Event
@@ -17,13 +19,17 @@ from .models import PublishLock, StoredEvent
 __all__ = [
     "ADVISORY_LOCK_KEY",
     "Resume",
+    "Row",
+    "batch_after",
     "events_after",
     "lock_publishing",
     "newest_id",
     "parse_last_event_id",
     "prune",
     "resume",
+    "rows_after",
     "store",
+    "to_event",
 ]
 
 # Ids are positive 64-bit integers written in ASCII digits, as we issue them.
@@ -69,23 +75,96 @@ def lock_publishing(using: str) -> None:
         PublishLock.objects.using(using).select_for_update().get_or_create(id=1)
 
 
-def _to_event(row: StoredEvent) -> tuple[str, Event]:
-    return row.channel, Event(data=row.data, event=row.event, id=str(row.id))
+#: A stored event as read for delivery: ``(id, channel, event type, data text)``.
+Row = tuple[int, str, str | None, str | None]
 
 
-def events_after(
-    channels: Sequence[str] | None, after: int, limit: int, *, until: int | None = None
-) -> list[tuple[str, Event]]:
-    """Up to ``limit`` stored ``(channel, event)`` pairs with ids above ``after``, oldest first.
+class _OctetLength(Func):
+    """The size of a text column in bytes (``LENGTH`` counts characters)."""
 
-    ``channels=None`` means every channel; ``until`` is the highest id wanted.
+    function = "OCTET_LENGTH"
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))", **extra)
+
+
+def rows_after(
+    channels: Sequence[str] | None,
+    after: int,
+    limit: int,
+    *,
+    until: int | None = None,
+    max_bytes: int | None = None,
+) -> list[Row]:
+    """Up to ``limit`` stored events with ids above ``after``, oldest first, as :data:`Row`.
+
+    ``channels=None`` means every channel; ``until`` is the highest id wanted;
+    ``max_bytes`` bounds the size of their data (one event is read however large it is).
     """
+    return _rows_after(channels, after, limit, until, max_bytes)[0]
+
+
+def _rows_after(
+    channels: Sequence[str] | None, after: int, limit: int, until: int | None, max_bytes: int | None
+) -> tuple[list[Row], bool]:
+    """The rows, and whether more may follow them (the limit or ``max_bytes`` was reached)."""
     rows = StoredEvent.objects.filter(id__gt=after).order_by("id")
     if until is not None:
         rows = rows.filter(id__lte=until)
     if channels is not None:
         rows = rows.filter(channel__in=channels)
-    return [_to_event(row) for row in rows[:limit]]
+    if max_bytes is not None:
+        # The sizes first (a few bytes a row), then only the rows that fit.
+        sizes = rows.annotate(size=Coalesce(_OctetLength("data"), 0)).values_list("id", "size")[:limit]
+        last, total, cut = None, 0, False
+        for number, size in sizes:
+            total += size + _ROW_OVERHEAD
+            if total > max_bytes and last is not None:
+                cut = True
+                break
+            last = number
+        if last is None:
+            return [], False
+        rows = rows.filter(id__lte=last)
+        if cut:
+            return list(rows.values_list("id", "channel", "event", "data")), True
+    found = list(rows.values_list("id", "channel", "event", "data")[:limit])
+    return found, len(found) == limit
+
+
+#: What a row costs beyond its data, roughly: its id, event type and field names on the wire.
+_ROW_OVERHEAD = 64
+
+
+def to_event(row: Row) -> Event:
+    """The :class:`Event` of a :data:`Row`."""
+    return Event(data=row[3], event=row[2], id=str(row[0]))
+
+
+def events_after(
+    channels: Sequence[str] | None,
+    after: int,
+    limit: int,
+    *,
+    until: int | None = None,
+    max_bytes: int | None = None,
+) -> list[tuple[str, Event]]:
+    """As :func:`rows_after`, as ``(channel, event)`` pairs."""
+    return batch_after(channels, after, limit, until=until, max_bytes=max_bytes)[0]
+
+
+def batch_after(
+    channels: Sequence[str] | None,
+    after: int,
+    limit: int,
+    *,
+    until: int | None = None,
+    max_bytes: int | None = None,
+) -> tuple[list[tuple[str, Event]], bool]:
+    """As :func:`events_after`, and whether more may follow (the batch was cut by a limit)."""
+    rows, more = _rows_after(channels, after, limit, until, max_bytes)
+    return [(row[1], to_event(row)) for row in rows], more
 
 
 def newest_id() -> int:

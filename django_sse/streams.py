@@ -30,6 +30,9 @@ __all__ = ["ChannelStream", "channel_stream"]
 
 _REPLAY_BATCH = 500
 
+#: The stream's revocation keys, or a function that gives them (called on a worker thread).
+Keys = Iterable[str] | Callable[[], Iterable[str]]
+
 #: The view's ``initial_events()``, called once the channels are subscribed.
 Initial = Callable[[], Awaitable[Iterable[Any] | AsyncIterable[Any]]]
 
@@ -50,9 +53,12 @@ def channel_stream(
     own: Iterable[Any] | AsyncIterable[Any] | None,
     initial: Initial | None,
     reset_event: str,
+    keys: Keys = (),
 ) -> ChannelStream:
     """The items of a stream subscribed to ``channels``; see the module docstring."""
-    return ChannelStream(channels, last_event_id, own=own, initial=initial, reset_event=reset_event)
+    return ChannelStream(
+        channels, last_event_id, own=own, initial=initial, reset_event=reset_event, keys=keys
+    )
 
 
 class ChannelStream(AsyncSource):
@@ -72,9 +78,11 @@ class ChannelStream(AsyncSource):
         own: Iterable[Any] | AsyncIterable[Any] | None,
         initial: Initial | None,
         reset_event: str,
+        keys: Keys = (),
     ) -> None:
         super().__init__()
         self._own = own
+        self._keys = keys
         self._subscription: Subscription | None = None
         self._closed = False
         self._last_sent = 0
@@ -91,7 +99,10 @@ class ChannelStream(AsyncSource):
         last_event_id: str | None,
     ) -> tuple[int, history.Resume]:
         """On a worker thread: subscribe, and decide how to resume."""
-        subscription, position = backend.subscribe(channels, loop)
+        keys = list(self._keys() if callable(self._keys) else self._keys)
+        if not all(isinstance(key, str) for key in keys):
+            raise TypeError(f"Revocation keys must be str, got {keys!r}.")
+        subscription, position = backend.subscribe(channels, loop, keys=keys)
         self._subscription = subscription
         if self._closed:  # the client left while this ran: aclose() may have found no subscription
             subscription.close()
@@ -115,10 +126,16 @@ class ChannelStream(AsyncSource):
         self._last_sent = position
         if plan.after is not None:
             self._last_sent = plan.after
-            while batch := await bridge.call(history.events_after, channels, self._last_sent, _REPLAY_BATCH):
-                for _, event in batch:
-                    yield event
-                self._last_sent = int(batch[-1][1].id or 0)
+            # Batches bounded in bytes, kept as the stored text: each event is encoded only when
+            # it is its turn, so a client that does not read holds about one batch.
+            max_bytes = backend.settings.client_buffer_bytes // 2
+            while batch := await bridge.call(
+                history.rows_after, channels, self._last_sent, _REPLAY_BATCH, max_bytes=max_bytes
+            ):
+                for row in batch:
+                    yield history.to_event(row)
+                self._last_sent = batch[-1][0]
+                del batch  # not held while the next batch is read
             return
         if last_event_id is not None:
             yield Event(event=reset_event, data={"reason": plan.reason}, id=str(position))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from . import bridge, limits
 from .channel_names import validate_channel
 from .conf import get_settings
 from .response import DEFAULT, EventStreamResponse
+from .revocation import session_key, user_key
 from .streams import channel_stream
 
 __all__ = ["EventStreamView"]
@@ -72,6 +74,27 @@ class EventStreamView(View):
         runs on a worker thread, so it may use ``request.user`` and the ORM.
         """
         return True
+
+    def get_revocation_keys(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> Iterable[str] | Awaitable[Iterable[str]]:
+        """The keys :func:`~django_sse.revoke` can end this request's channel stream by.
+
+        By default the session's (:func:`~django_sse.revocation.session_key`, so
+        that logging out ends the session's streams) and, for a logged-in user,
+        the user's (:func:`~django_sse.revocation.user_key`). A request without
+        a session cookie costs no query. May be ``async def``; a sync one runs
+        on a worker thread with the subscription.
+        """
+        session = getattr(request, "session", None)
+        key = getattr(session, "session_key", None)
+        if not key:
+            return ()
+        keys = [session_key(key)]
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            keys.append(user_key(user))
+        return keys
 
     def initial_events(
         self, request: HttpRequest, *args: Any, **kwargs: Any
@@ -134,12 +157,18 @@ class EventStreamView(View):
                 events = await self._hook("initial_events", request, *args, **kwargs)
                 return _checked_iterable(self, events, "initial_events")
 
+        keys: Iterable[str] | Callable[[], Iterable[str]]
+        if inspect.iscoroutinefunction(self.get_revocation_keys):
+            keys = await self.get_revocation_keys(request, *args, **kwargs)
+        else:  # on the worker thread that subscribes: no trip of its own
+            keys = functools.partial(self.get_revocation_keys, request, *args, **kwargs)  # type: ignore[assignment]
         events = channel_stream(
             channels,
             request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None,
             own=own,
             initial=initial,
             reset_event=self.reset_event,
+            keys=keys,
         )
         return await self._response(events, own)
 

@@ -221,3 +221,26 @@ def test_merge_raises_an_error_of_any_source_and_closes_the_others():
     with pytest.raises(KeyError):
         asyncio.run(run())
     assert closed.is_set()
+
+
+def test_an_async_source_reads_ahead_by_bytes_as_well_as_by_items():
+    from django_sse import Event
+
+    produced = []
+
+    async def big_events():
+        for i in range(100):
+            produced.append(i)
+            yield Event(data="x" * 20_000)
+
+    async def main():
+        source = bridge.async_source(big_events())
+        assert await source.get(None) is not None
+        for _ in range(50):  # let the pump run as far ahead as it will
+            await asyncio.sleep(0)
+        ahead = len(produced)
+        await source.aclose()
+        return ahead
+
+    # ~64 KiB ahead: 4 events of 20 kB (not 64 items, 1.3 MB), and the one taken.
+    assert asyncio.run(main()) <= 6, "read ahead"

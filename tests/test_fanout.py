@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from unittest.mock import ANY
 
 import pytest
 
 from django_sse import Event
-from django_sse.fanout import Closed, Hub, SlowClient, Subscription
+from django_sse.fanout import REVOCATION_CHANNEL, Closed, Hub, Revoked, SlowClient, Subscription
 
 
 def run(coro):
@@ -152,3 +153,124 @@ def test_on_ready_is_called_on_the_loop_for_events_and_for_the_end():
         return calls
 
     assert run(main()) == [threading.current_thread()] * 2
+
+
+def test_a_buffer_over_its_bytes_ends_the_stream_but_one_event_of_any_size_goes_through():
+    async def main():
+        hub = Hub()
+        loop = asyncio.get_running_loop()
+        small = Subscription(hub, ["a"], 100, loop, buffer_bytes=1000)
+        lone = Subscription(hub, ["b"], 100, loop, buffer_bytes=1000)
+        for s in (small, lone):
+            hub.add(s)
+        hub.deliver([("a", Event(data="x" * 400, id=str(i + 1))) for i in range(2)])
+        hub.deliver([("b", Event(data="y" * 5000, id="3"))])
+        await asyncio.sleep(0)
+        assert [small.take(), small.take(), lone.take()] == [  # 2 x ~410 bytes fit; one larger alone too
+            (1, ANY),
+            (2, ANY),
+            (3, ANY),
+        ]
+        hub.deliver([("a", Event(data="x" * 400, id=str(i + 4))) for i in range(3)])
+        await asyncio.sleep(0)
+        with pytest.raises(SlowClient, match="1000 bytes"):
+            small.take()
+        return len(hub), hub.slow_clients
+
+    assert run(main()) == (1, 1)
+
+
+def test_taking_events_gives_their_bytes_back():
+    async def main():
+        hub = Hub()
+        loop = asyncio.get_running_loop()
+        sub = Subscription(hub, ["a"], 100, loop, buffer_bytes=1000)
+        hub.add(sub)
+        for i in range(10):  # 10 x ~410 bytes in all, never more than 2 waiting
+            hub.deliver(
+                [("a", Event(data="x" * 400, id=str(2 * i + 1))), ("a", Event(data="x", id=str(2 * i + 2)))]
+            )
+            await asyncio.sleep(0)
+            assert sub.take() is not None and sub.take() is not None
+        return sub.take(), hub.slow_clients
+
+    assert run(main()) == (None, 0)
+
+
+def revocation(channel=None, key=None, id="99"):
+    return (REVOCATION_CHANNEL, Event(data={"channel": channel, "key": key}, id=id))
+
+
+def test_a_revocation_ends_matching_streams_after_the_events_before_it_and_before_those_after():
+    async def main():
+        hub = Hub()
+        loop = asyncio.get_running_loop()
+        alice = Subscription(hub, ["room"], 10, loop, keys=["user:1"])
+        bob = Subscription(hub, ["room"], 10, loop, keys=["user:2"])
+        alice_elsewhere = Subscription(hub, ["lobby"], 10, loop, keys=["user:1"])
+        for s in (alice, bob, alice_elsewhere):
+            hub.add(s)
+        hub.deliver(
+            [
+                ("room", Event(data="before", id="1")),
+                revocation("room", "user:1", id="2"),
+                ("room", Event(data="after", id="3")),
+            ]
+        )
+        await asyncio.sleep(0)
+        got: dict[str, list[object]] = {name: [] for name in ("alice", "bob", "alice_elsewhere")}
+        for name, sub in (("alice", alice), ("bob", bob), ("alice_elsewhere", alice_elsewhere)):
+            try:
+                while (entry := sub.take()) is not None:
+                    got[name].append(entry[1].data)
+            except Revoked as exc:
+                got[name].append(f"revoked {exc.channel} {exc.key}")
+        return got, len(hub), hub.revoked
+
+    got, remaining, revoked = run(main())
+    assert got == {
+        "alice": ["before", "revoked room user:1"],
+        "bob": ["before", "after"],
+        "alice_elsewhere": [],
+    }
+    assert (remaining, revoked) == (2, 1)
+
+
+def test_a_revocation_by_key_alone_or_channel_alone():
+    async def main():
+        hub = Hub()
+        loop = asyncio.get_running_loop()
+        subs = {
+            "a1": Subscription(hub, ["a"], 10, loop, keys=["k1"]),
+            "b1": Subscription(hub, ["b"], 10, loop, keys=["k1", "k2"]),
+            "a2": Subscription(hub, ["a"], 10, loop, keys=["k2"]),
+            "c": Subscription(hub, ["c"], 10, loop),
+        }
+        for s in subs.values():
+            hub.add(s)
+        hub.deliver([revocation(key="k1")])
+        hub.deliver([revocation(channel="a", id="100")])
+        await asyncio.sleep(0)
+        ended = set()
+        for name, sub in subs.items():
+            try:
+                sub.take()
+            except Revoked:
+                ended.add(name)
+        return ended, len(hub)
+
+    assert run(main()) == ({"a1", "b1", "a2"}, 1)
+
+
+def test_a_malformed_revocation_is_logged_and_ends_nothing(caplog):
+    async def main():
+        hub = Hub()
+        sub = Subscription(hub, ["a"], 10, asyncio.get_running_loop(), keys=["k"])
+        hub.add(sub)
+        hub.deliver([(REVOCATION_CHANNEL, Event(data="not json", id="5")), ("a", Event(data="x", id="6"))])
+        await asyncio.sleep(0)
+        entry = sub.take()
+        return entry and entry[1].data
+
+    assert run(main()) == "x"
+    assert "malformed revocation" in caplog.text

@@ -68,8 +68,13 @@ def publisher(channel: str, count: int, interval: float) -> subprocess.Popen[str
     )
 
 
-def follow(url: str, expected: int, deadline: float, pids: set[str] | None = None) -> list[tuple[str, int]]:
-    """A client that reconnects with Last-Event-ID whenever its stream ends, like a browser."""
+def follow(
+    url: str, expected: int, deadline: float, pids: set[str] | None = None, connected: list[str] | None = None
+) -> list[tuple[str, int]]:
+    """A client that reconnects with Last-Event-ID whenever its stream ends, like a browser.
+
+    ``connected`` gets the client's url once its first stream has its position (the ``id:`` line).
+    """
     received: list[tuple[str, int]] = []
     last_id = None
     pids = set() if pids is None else pids
@@ -80,6 +85,8 @@ def follow(url: str, expected: int, deadline: float, pids: set[str] | None = Non
                 pids.add(response.headers["x-server-pid"])
                 for line in response.iter_lines():
                     if line.startswith("id: "):
+                        if last_id is None and connected is not None:
+                            connected.append(url)
                         last_id = line[4:]
                     elif line.startswith("data: "):
                         received.append((last_id or "", json.loads(line[6:])["seq"]))
@@ -100,10 +107,11 @@ def test_every_client_on_every_process_gets_every_event_once_in_order(cluster):
     channel = f"r{uuid.uuid4().hex[:10]}"
     urls = [uvicorn.url(f"/channels/{channel}/")] * 8 + [daphne.url(f"/channels/{channel}/")] * 2
     pids: set[str] = set()
+    connected: list[str] = []
     with ThreadPoolExecutor(len(urls)) as pool:
         deadline = time.monotonic() + 60
-        clients = [pool.submit(follow, url, 60, deadline, pids) for url in urls]
-        time.sleep(1.5)  # let every client connect and take its starting position
+        clients = [pool.submit(follow, url, 60, deadline, pids, connected) for url in urls]
+        assert wait_for(lambda: len(connected) == len(urls), timeout=30)
         process = publisher(channel, 60, 0.02)
         assert process.wait(timeout=60) == 0
         results = [client.result(timeout=90) for client in clients]
@@ -121,24 +129,34 @@ def test_redis_restart_while_publishing_loses_and_repeats_nothing(redis, cluster
     channel = f"r{uuid.uuid4().hex[:10]}"
     urls = [uvicorn.url(f"/channels/{channel}/")] * 3 + [daphne.url(f"/channels/{channel}/")] * 2
     count = 120
+    connected: list[str] = []
+    logs = [len(server.log()) for server in cluster]
     with ThreadPoolExecutor(len(urls)) as pool:
         deadline = time.monotonic() + 90
-        clients = [pool.submit(follow, url, count, deadline) for url in urls]
-        time.sleep(1.5)
+        clients = [pool.submit(follow, url, count, deadline, None, connected) for url in urls]
+        assert wait_for(lambda: len(connected) == len(urls), timeout=30)
         process = publisher(channel, count, 0.05)  # 6 s of publishing
-        time.sleep(1.5)
+        assert process.stdout is not None
+        published = [process.stdout.readline().split() for _ in range(20)]  # publishing is under way
         redis.stop()  # by its PID
-        time.sleep(1.5)
+        while published[-1][1] != "stored-only":  # the publisher has seen the outage
+            published.append(process.stdout.readline().split())
+        for _ in range(10):  # ... for a while: every server process notices it too
+            published.append(process.stdout.readline().split())
         restarted = start_redis(port=redis.port)
         redis.process = restarted.process
         assert process.wait(timeout=60) == 0
+        published += [line.split() for line in process.stdout.read().splitlines()]
         results = [client.result(timeout=120) for client in clients]
-    assert process.stdout is not None
-    published = [line.split() for line in process.stdout.read().splitlines()]
-    assert any(status == "stored-only" for _, status in published), "Redis was never down while publishing"
     expected = [(event_id, seq) for seq, (event_id, _) in enumerate(published)]
     for received in results:
         assert received == expected
+    # One warning per process when the outage starts and one when it ends; no traceback.
+    uvicorn_log, daphne_log = (server.log()[start:] for server, start in zip(cluster, logs, strict=True))
+    for log, processes in ((uvicorn_log, 2), (daphne_log, 1)):
+        assert log.count("the channel layer is unavailable") == processes, log
+        assert log.count("the channel layer is reachable again") == processes, log
+        assert "Traceback" not in log, log
 
 
 def _open_streams(server, channel: str, count: int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..conf import SSESettings
 from ..event import Event
@@ -36,8 +36,15 @@ class BaseBackend(ABC):
         """
 
     @abstractmethod
-    def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
+    def subscribe(
+        self, channels: Sequence[str], loop: asyncio.AbstractEventLoop, *, keys: Iterable[str] = ()
+    ) -> tuple[Subscription, int]:
         """Register a subscription for a stream running on ``loop``; return it and its start id.
+
+        ``keys`` are the stream's revocation keys. Events published on
+        :data:`~django_sse.fanout.REVOCATION_CHANNEL` are revocations: the
+        backend delivers them, in order with the events, to the hub of every
+        process (which ends the streams they name).
 
         Called from a worker thread (it may query the database), not from ``loop``; it must not
         hold a lock of the backend's across a database query.

@@ -30,11 +30,11 @@ from django.db import router, transaction
 from ..bridge import THREAD_PREFIX
 from ..event import Event
 from ..exceptions import PublishError
-from ..fanout import Closed, Subscription
+from ..fanout import REVOCATION_CHANNEL, Closed, Subscription
 from ..models import StoredEvent
 from .embedded import EmbeddedBackend
 
-__all__ = ["ChannelLayerBackend", "group_name"]
+__all__ = ["CONNECTION_ERRORS", "ChannelLayerBackend", "group_name"]
 
 logger = logging.getLogger("django_sse")
 
@@ -46,7 +46,33 @@ PREFIX = "django-sse."
 
 def group_name(channel: str) -> str:
     """The Channels group of a django-sse channel."""
+    if channel == REVOCATION_CHANNEL:
+        return "django-sse-revoke"  # group names may not have its ":", and no channel's has "-" here
     return PREFIX + channel
+
+
+class _ConnectionErrors(logging.Filter):
+    """Drops channels_redis's traceback for each failed reconnect: an outage gets one warning of ours
+    when it starts and one when it ends, not one traceback a second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:
+            if isinstance(error, (OSError, asyncio.TimeoutError)) or any(
+                cls.__name__ in ("ConnectionError", "TimeoutError") for cls in type(error).__mro__
+            ):
+                self.dropped += 1
+                return False
+            error = error.__cause__ or error.__context__
+        return True
+
+
+#: Installed on channels_redis's loggers by the first backend; remove it to see each traceback.
+CONNECTION_ERRORS = _ConnectionErrors()
 
 
 class ChannelLayerBackend(EmbeddedBackend):
@@ -56,6 +82,8 @@ class ChannelLayerBackend(EmbeddedBackend):
         super().__init__(*args, **kwargs)
         from channels.layers import get_channel_layer
 
+        for name in ("channels_redis.core", "channels_redis.pubsub"):
+            logging.getLogger(name).addFilter(CONNECTION_ERRORS)
         self.layer = get_channel_layer(self.settings.channel_layer)
         if self.layer is None:
             raise LookupError(f"No channel layer {self.settings.channel_layer!r} in CHANNEL_LAYERS.")
@@ -68,6 +96,7 @@ class ChannelLayerBackend(EmbeddedBackend):
         self._pong: asyncio.Event | None = None
         self._ready = threading.Event()
         self._ready_by = 0.0  # monotonic time by which the listener should have its channel
+        self._down_since = 0.0
 
     def _poll_interval(self) -> float | None:
         return None  # woken by the layer's messages and by each successful ping
@@ -97,14 +126,16 @@ class ChannelLayerBackend(EmbeddedBackend):
 
     # Subscribing
 
-    def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
+    def subscribe(
+        self, channels: Sequence[str], loop: asyncio.AbstractEventLoop, *, keys: Iterable[str] = ()
+    ) -> tuple[Subscription, int]:
         if self.available:
             try:
                 self._start_listener()
                 self._run(self._join(channels))
             except Exception as exc:
                 self._mark_down(exc)
-        subscription, position = super().subscribe(channels, loop)
+        subscription, position = super().subscribe(channels, loop, keys=keys)
         if not self.available:
             # It ends after its replay; the client comes back after `retry` and replays again.
             loop.call_soon_threadsafe(subscription._fail, Closed("channel layer unavailable"))
@@ -112,13 +143,13 @@ class ChannelLayerBackend(EmbeddedBackend):
         return subscription, position
 
     async def _join(self, channels: Iterable[str]) -> None:
-        for channel in channels:
+        for channel in (REVOCATION_CHANNEL, *channels):  # revocations reach every process with streams
             if channel not in self._groups:
                 await self.layer.group_add(group_name(channel), self._channel_name)
                 self._groups.add(channel)
 
     async def _leave_unused(self) -> None:
-        for channel in self._groups - self.hub.channels():
+        for channel in self._groups - self.hub.channels() - {REVOCATION_CHANNEL}:
             self._groups.discard(channel)
             await self.layer.group_discard(group_name(channel), self._channel_name)
 
@@ -192,12 +223,16 @@ class ChannelLayerBackend(EmbeddedBackend):
                 continue
             if not self.available:
                 self.available = True
-                logger.warning("django-sse: the channel layer is reachable again")
+                logger.warning(
+                    "django-sse: the channel layer is reachable again after %.0f s; channel streams resume",
+                    time.monotonic() - self._down_since,
+                )
             self._wake.set()  # catch up with anything whose announcement was lost
 
     def _mark_down(self, exc: BaseException) -> None:
         if self.available:
             self.available = False
+            self._down_since = time.monotonic()
             self.outages += 1
             logger.warning("django-sse: the channel layer is unavailable (%r); ending channel streams", exc)
         self.hub.close_all("channel layer unavailable")

@@ -9,14 +9,14 @@ import functools
 import itertools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from django.db import connections, router, transaction
 
 from .. import history
 from ..bridge import THREAD_PREFIX
 from ..event import Event
-from ..fanout import Subscription
+from ..fanout import REVOCATION_CHANNEL, Subscription
 from ..models import StoredEvent
 from .base import BaseBackend
 
@@ -49,6 +49,9 @@ class EmbeddedBackend(BaseBackend):
         self._thread: threading.Thread | None = None
         self._counter = itertools.count(1)  # ids without history
         self._stopped = False
+        # At most half a client's buffer per delivery, so that a client that reads keeps up even
+        # when a second batch arrives before it has taken the first.
+        self._batch = max(1, min(_BATCH, self.settings.client_buffer // 2))
 
     def publish(self, channel: str, event: Event) -> Event:
         if self.settings.history:
@@ -74,8 +77,13 @@ class EmbeddedBackend(BaseBackend):
                 return
         self._wake.set()  # another process's events may come first: the dispatcher reads them in order
 
-    def subscribe(self, channels: Sequence[str], loop: asyncio.AbstractEventLoop) -> tuple[Subscription, int]:
-        subscription = Subscription(self.hub, channels, self.settings.client_buffer, loop)
+    def subscribe(
+        self, channels: Sequence[str], loop: asyncio.AbstractEventLoop, *, keys: Iterable[str] = ()
+    ) -> tuple[Subscription, int]:
+        conf = self.settings
+        subscription = Subscription(
+            self.hub, channels, conf.client_buffer, loop, buffer_bytes=conf.client_buffer_bytes, keys=keys
+        )
         if not self.settings.history:
             with self._lock:
                 self._position = self._position or 0
@@ -129,17 +137,22 @@ class EmbeddedBackend(BaseBackend):
             start = self._position
             assert start is not None
             channels = self.hub.channels()
-            wanted = sorted(channels) if len(channels) <= _MAX_FILTERED_CHANNELS else None
+            # Revocations too: they travel in order with the events.
+            wanted = None
+            if len(channels) <= _MAX_FILTERED_CHANNELS:
+                wanted = sorted({*channels, REVOCATION_CHANNEL})
             # Ids commit in order, so every id up to the newest one now is visible: after this
             # read, nothing at or below the new position can turn up later, in any channel.
             newest = history.newest_id()
-            batch = history.events_after(wanted, start, _BATCH, until=newest)
-            end = int(batch[-1][1].id or 0) if len(batch) == _BATCH else newest
+            batch, more = history.batch_after(
+                wanted, start, self._batch, until=newest, max_bytes=self.settings.client_buffer_bytes // 2
+            )
+            end = int(batch[-1][1].id or 0) if more else newest
             with self._lock:
                 if self._position != start or not self.hub.channels() <= channels:
                     continue  # a subscribe() moved the start or added a channel meanwhile: read again
                 if batch:
                     self.hub.deliver(batch)
                 self._position = max(start, end)
-            if len(batch) < _BATCH:
+            if not more:
                 return

@@ -149,6 +149,7 @@ def sse_stats(request):
             "subscribers": len(backend.hub),
             "open_streams": limits.open_streams(),
             "refused": limits.refused_streams(),
+            "revoked": backend.hub.revoked,
         }
     )
 
@@ -158,6 +159,41 @@ class Private(Channels):
 
     def has_channel_permission(self, request, channel):
         return not request.user.is_authenticated or request.user.is_active
+
+
+class Members(Channels):
+    """Only logged-in (active) users may read."""
+
+    def has_channel_permission(self, request, channel):
+        return request.user.is_authenticated
+
+
+@csrf_exempt
+def login_view(request, username):
+    """Logs ``username`` in (created if new); answers with the session key."""
+    from django.contrib.auth import get_user_model, login
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    if not user.is_active:
+        return HttpResponse("inactive", status=403)
+    login(request, user)
+    return JsonResponse({"session": request.session.session_key})
+
+
+@csrf_exempt
+def logout_view(request):
+    from django.contrib.auth import logout
+
+    logout(request)
+    return HttpResponse("logged out", content_type="text/plain")
+
+
+@csrf_exempt
+def deactivate_view(request, username):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username=username).update(is_active=False)
+    return HttpResponse("deactivated", content_type="text/plain")
 
 
 async def block_loop(request):
