@@ -20,7 +20,6 @@ __all__ = [
     "ADVISORY_LOCK_KEY",
     "Resume",
     "Row",
-    "batch_after",
     "events_after",
     "lock_publishing",
     "newest_id",
@@ -89,6 +88,10 @@ class _OctetLength(Func):
         return self.as_sql(compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))", **extra)
 
 
+#: What a row costs beyond its data, roughly: its id, event type and field names on the wire.
+_ROW_OVERHEAD = 64
+
+
 def rows_after(
     channels: Sequence[str] | None,
     after: int,
@@ -96,28 +99,23 @@ def rows_after(
     *,
     until: int | None = None,
     max_bytes: int | None = None,
-) -> list[Row]:
-    """Up to ``limit`` stored events with ids above ``after``, oldest first, as :data:`Row`.
+) -> tuple[list[Row], bool]:
+    """Up to ``limit`` stored events with ids above ``after``, oldest first, and whether more may follow.
 
     ``channels=None`` means every channel; ``until`` is the highest id wanted;
     ``max_bytes`` bounds the size of their data (one event is read however large it is).
+    More may follow when the batch was cut by ``limit`` or ``max_bytes``.
     """
-    return _rows_after(channels, after, limit, until, max_bytes)[0]
-
-
-def _rows_after(
-    channels: Sequence[str] | None, after: int, limit: int, until: int | None, max_bytes: int | None
-) -> tuple[list[Row], bool]:
-    """The rows, and whether more may follow them (the limit or ``max_bytes`` was reached)."""
     rows = StoredEvent.objects.filter(id__gt=after).order_by("id")
     if until is not None:
         rows = rows.filter(id__lte=until)
     if channels is not None:
         rows = rows.filter(channel__in=channels)
+    cut = False
     if max_bytes is not None:
         # The sizes first (a few bytes a row), then only the rows that fit.
         sizes = rows.annotate(size=Coalesce(_OctetLength("data"), 0)).values_list("id", "size")[:limit]
-        last, total, cut = None, 0, False
+        last, total = None, 0
         for number, size in sizes:
             total += size + _ROW_OVERHEAD
             if total > max_bytes and last is not None:
@@ -127,14 +125,8 @@ def _rows_after(
         if last is None:
             return [], False
         rows = rows.filter(id__lte=last)
-        if cut:
-            return list(rows.values_list("id", "channel", "event", "data")), True
     found = list(rows.values_list("id", "channel", "event", "data")[:limit])
-    return found, len(found) == limit
-
-
-#: What a row costs beyond its data, roughly: its id, event type and field names on the wire.
-_ROW_OVERHEAD = 64
+    return found, cut or len(found) == limit
 
 
 def to_event(row: Row) -> Event:
@@ -143,28 +135,11 @@ def to_event(row: Row) -> Event:
 
 
 def events_after(
-    channels: Sequence[str] | None,
-    after: int,
-    limit: int,
-    *,
-    until: int | None = None,
-    max_bytes: int | None = None,
+    channels: Sequence[str] | None, after: int, limit: int, *, until: int | None = None
 ) -> list[tuple[str, Event]]:
-    """As :func:`rows_after`, as ``(channel, event)`` pairs."""
-    return batch_after(channels, after, limit, until=until, max_bytes=max_bytes)[0]
-
-
-def batch_after(
-    channels: Sequence[str] | None,
-    after: int,
-    limit: int,
-    *,
-    until: int | None = None,
-    max_bytes: int | None = None,
-) -> tuple[list[tuple[str, Event]], bool]:
-    """As :func:`events_after`, and whether more may follow (the batch was cut by a limit)."""
-    rows, more = _rows_after(channels, after, limit, until, max_bytes)
-    return [(row[1], to_event(row)) for row in rows], more
+    """Up to ``limit`` stored ``(channel, event)`` pairs with ids above ``after``, oldest first."""
+    rows, _ = rows_after(channels, after, limit, until=until)
+    return [(row[1], to_event(row)) for row in rows]
 
 
 def newest_id() -> int:

@@ -129,12 +129,15 @@ class ChannelStream(AsyncSource):
             # Batches bounded in bytes, kept as the stored text: each event is encoded only when
             # it is its turn, so a client that does not read holds about one batch.
             max_bytes = backend.settings.client_buffer_bytes // 2
-            while batch := await bridge.call(
-                history.rows_after, channels, self._last_sent, _REPLAY_BATCH, max_bytes=max_bytes
-            ):
+            more = True
+            while more:
+                batch, more = await bridge.call(
+                    history.rows_after, channels, self._last_sent, _REPLAY_BATCH, max_bytes=max_bytes
+                )
                 for row in batch:
                     yield history.to_event(row)
-                self._last_sent = batch[-1][0]
+                if batch:
+                    self._last_sent = batch[-1][0]
                 del batch  # not held while the next batch is read
             return
         if last_event_id is not None:

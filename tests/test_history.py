@@ -82,16 +82,15 @@ def id_of(event: Event) -> int:
 
 def test_rows_after_bounded_in_bytes_reads_a_prefix_and_says_more_may_follow():
     big = [history.store("c", Event(data="é" * 500)) for _ in range(5)]  # 1000 bytes of data each
-    rows = history.rows_after(["c"], 0, 100, max_bytes=2500)
-    assert [str(r[0]) for r in rows] == [e.id for e in big[:2]]  # bytes, not characters, are counted
-    events, more = history.batch_after(["c"], 0, 100, max_bytes=2500)
-    assert len(events) == 2 and more
-    events, more = history.batch_after(["c"], int(big[3].id or 0), 100, max_bytes=2500)
-    assert [e.id for _, e in events] == [big[4].id] and not more
+    rows, more = history.rows_after(["c"], 0, 100, max_bytes=2500)
+    assert [str(r[0]) for r in rows] == [e.id for e in big[:2]] and more  # bytes, not characters
+    rows, more = history.rows_after(["c"], int(big[3].id or 0), 100, max_bytes=2500)
+    assert [str(r[0]) for r in rows] == [big[4].id] and not more
 
 
 def test_rows_after_reads_one_event_larger_than_max_bytes():
     huge = history.store("c", Event(data="x" * 10_000))
     history.store("c", Event(data="y"))
-    assert [str(r[0]) for r in history.rows_after(["c"], 0, 100, max_bytes=100)] == [huge.id]
-    assert history.to_event(history.rows_after(["c"], 0, 1)[0]).encode() == huge.encode()
+    rows, more = history.rows_after(["c"], 0, 100, max_bytes=100)
+    assert [str(r[0]) for r in rows] == [huge.id] and more
+    assert history.to_event(rows[0]).encode() == huge.encode()

@@ -144,9 +144,10 @@ class EmbeddedBackend(BaseBackend):
             # Ids commit in order, so every id up to the newest one now is visible: after this
             # read, nothing at or below the new position can turn up later, in any channel.
             newest = history.newest_id()
-            batch, more = history.batch_after(
+            rows, more = history.rows_after(
                 wanted, start, self._batch, until=newest, max_bytes=self.settings.client_buffer_bytes // 2
             )
+            batch = [(row[1], history.to_event(row)) for row in rows]
             end = int(batch[-1][1].id or 0) if more else newest
             with self._lock:
                 if self._position != start or not self.hub.channels() <= channels:
