@@ -10,13 +10,16 @@ import math
 import os
 import queue
 import resource
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -40,6 +43,7 @@ STOP_TIMEOUT = 5.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CLIENT_FLAG = "--run-client-process"  # internal: the benchmark script is also its client process
 POLL = 0.1  # seconds between checks in the bounded waiting loops
+GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
 class Server(NamedTuple):
@@ -179,6 +183,62 @@ def raise_nofile(connections: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+# ------------------------------------------------------------ redis-server
+
+
+@dataclass
+class Redis:
+    """A redis-server of our own on a free 127.0.0.1 port, without persistence; stopped by its PID."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self, *args: str) -> str:
+        request = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(request.encode())
+            reply = sock.recv(65536)
+            if reply.startswith(b"$"):  # a bulk string: read all of it
+                size = int(reply[1 : reply.index(b"\r\n")])
+                while len(reply) < reply.index(b"\r\n") + 2 + size + 2:
+                    reply += sock.recv(65536)
+        return reply.decode(errors="replace")
+
+    def publishes(self) -> int:
+        """How many PUBLISH commands the server has executed (INFO commandstats)."""
+        for line in self.command("INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_publish:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+
+@contextlib.contextmanager
+def redis_server(directory: str) -> Any:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [*command, "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    redis = Redis(port, proc)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError):
+                if "PONG" in redis.command("PING"):
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"redis-server did not answer on port {port}")
+            time.sleep(0.05)
+        yield redis
+    finally:
+        stop(proc)
+
+
 # ------------------------------------------------------------ client process
 
 
@@ -194,6 +254,55 @@ def client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     except ImportError:  # pragma: no cover
         return asyncio.new_event_loop
     return uvloop.new_event_loop
+
+
+class BodyDecoder:
+    """A response body as the application wrote it: chunked framing undone, then gzip. Django 5.2's
+    GZipMiddleware makes every chunk of an async stream a gzip member of its own: inflated in turn."""
+
+    def __init__(self, chunked: bool, gzip: bool) -> None:
+        self.chunked = chunked
+        self.pending = b""  # an incomplete chunk-size line
+        self.left = 0  # bytes of the current chunk still to come, its closing CRLF included
+        self.ended = False
+        self.inflate = zlib.decompressobj(GZIP_WBITS) if gzip else None
+
+    def feed(self, data: bytes) -> bytes:
+        if self.chunked:
+            data = self._dechunk(data)
+        if self.inflate is None:
+            return data
+        out = []
+        while data:
+            out.append(self.inflate.decompress(data))
+            if not self.inflate.eof:
+                break
+            data = self.inflate.unused_data  # the next member
+            self.inflate = zlib.decompressobj(GZIP_WBITS)
+        return b"".join(out)
+
+    def _dechunk(self, data: bytes) -> bytes:
+        buf, out, i = self.pending + data, [], 0
+        self.pending = b""
+        while i < len(buf) and not self.ended:
+            if not self.left:
+                end = buf.find(b"\r\n", i)
+                if end < 0:
+                    self.pending = buf[i:]
+                    break
+                size = int(buf[i:end].split(b";", 1)[0], 16)
+                i = end + 2
+                if not size:
+                    self.ended = True
+                    break
+                self.left = size + 2
+            take = min(self.left, len(buf) - i)
+            payload = min(take, self.left - 2)  # the CRLF after the chunk is framing
+            if payload > 0:
+                out.append(buf[i : i + payload])
+            self.left -= take
+            i += take
+        return b"".join(out)
 
 
 class ClientProcess:

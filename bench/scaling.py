@@ -19,7 +19,6 @@ import platform
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,12 +37,13 @@ from fanout import _Stream as _CountingStream
 from harness import (
     POLL,
     REPO_ROOT,
+    Redis,
     bench_env,
     cpu_seconds,
-    free_port,
     log_tail,
     percentile,
     raise_nofile,
+    redis_server,
     serve,
     stop,
 )
@@ -293,59 +293,6 @@ class Child:
         except subprocess.TimeoutExpired:
             stop(self.proc)
         self.stderr.close()
-
-
-@dataclass
-class Redis:
-    """A redis-server of our own on a free 127.0.0.1 port, without persistence; stopped by its PID."""
-
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def command(self, *args: str) -> str:
-        request = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(request.encode())
-            reply = sock.recv(65536)
-            if reply.startswith(b"$"):  # a bulk string: read all of it
-                size = int(reply[1 : reply.index(b"\r\n")])
-                while len(reply) < reply.index(b"\r\n") + 2 + size + 2:
-                    reply += sock.recv(65536)
-        return reply.decode(errors="replace")
-
-    def publishes(self) -> int:
-        """How many PUBLISH commands the server has executed (INFO commandstats)."""
-        for line in self.command("INFO", "commandstats").splitlines():
-            if line.startswith("cmdstat_publish:"):
-                return int(line.split("calls=")[1].split(",")[0])
-        return 0
-
-
-@contextlib.contextmanager
-def redis_server(directory: str) -> Any:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(
-        [*command, "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    redis = Redis(port, proc)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError):
-                if "PONG" in redis.command("PING"):
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"redis-server did not answer on port {port}")
-            time.sleep(0.05)
-        yield redis
-    finally:
-        stop(proc)
 
 
 def busy_cpus() -> tuple[float, float]:

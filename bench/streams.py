@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from harness import (
     CLOCK_TICKS,
     POLL,
     REPO_ROOT,
+    BodyDecoder,
     ClientProcess,
     Server,
     bench_env,
@@ -66,59 +66,9 @@ FAST_ROWS = [
     ("plain bare, sleep(0)", BARE, FAST_SLEEP),
 ]
 CONNECT_CONCURRENCY = 200  # connections being opened at once by the client process
-GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
 # ============================================================ client side
-
-
-class _Decoder:
-    """A response body as the application wrote it: chunked framing undone, then gzip. Django 5.2's
-    GZipMiddleware makes every chunk of an async stream a gzip member of its own: inflated in turn."""
-
-    def __init__(self, chunked: bool, gzip: bool) -> None:
-        self.chunked = chunked
-        self.pending = b""  # an incomplete chunk-size line
-        self.left = 0  # bytes of the current chunk still to come, its closing CRLF included
-        self.ended = False
-        self.inflate = zlib.decompressobj(GZIP_WBITS) if gzip else None
-
-    def feed(self, data: bytes) -> bytes:
-        if self.chunked:
-            data = self._dechunk(data)
-        if self.inflate is None:
-            return data
-        out = []
-        while data:
-            out.append(self.inflate.decompress(data))
-            if not self.inflate.eof:
-                break
-            data = self.inflate.unused_data  # the next member
-            self.inflate = zlib.decompressobj(GZIP_WBITS)
-        return b"".join(out)
-
-    def _dechunk(self, data: bytes) -> bytes:
-        buf, out, i = self.pending + data, [], 0
-        self.pending = b""
-        while i < len(buf) and not self.ended:
-            if not self.left:
-                end = buf.find(b"\r\n", i)
-                if end < 0:
-                    self.pending = buf[i:]
-                    break
-                size = int(buf[i:end].split(b";", 1)[0], 16)
-                i = end + 2
-                if not size:
-                    self.ended = True
-                    break
-                self.left = size + 2
-            take = min(self.left, len(buf) - i)
-            payload = min(take, self.left - 2)  # the CRLF after the chunk is framing
-            if payload > 0:
-                out.append(buf[i : i + payload])
-            self.left -= take
-            i += take
-        return b"".join(out)
 
 
 class _Reader(asyncio.Protocol):
@@ -132,7 +82,7 @@ class _Reader(asyncio.Protocol):
         self.head = b""
         self.status = 0
         self.gzip = False
-        self.decoder: _Decoder | None = None
+        self.decoder: BodyDecoder | None = None
         self.body_at: float | None = None  # monotonic time of the first decoded body bytes
         self.data_at: float | None = None  # ... and of the end of the first event with a data line
         self.data_wall = 0.0  # time.time() of the same
@@ -162,7 +112,7 @@ class _Reader(asyncio.Protocol):
                 k.strip().lower(): v.strip().lower() for k, _, v in (h.partition(":") for h in lines[1:])
             }
             self.gzip = headers.get("content-encoding") == "gzip"
-            self.decoder = _Decoder(headers.get("transfer-encoding") == "chunked", self.gzip)
+            self.decoder = BodyDecoder(headers.get("transfer-encoding") == "chunked", self.gzip)
             if self.status != 200:
                 self.error = f"HTTP {self.status}"
                 assert self.transport is not None

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from django_sse.backends.wakeup import LISTENER_NAME
 from tests import servers
 from tests.servers import ROOT, free_port
 
@@ -99,12 +100,22 @@ class Postgres:
         with self.connect() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
-    def client_connections(self, dbname: str) -> int:
-        """Client connections to ``dbname`` now, not counting the one that asks."""
+    def client_connections(self, dbname: str, *, listeners: bool = True) -> int:
+        """Client connections to ``dbname`` now, not counting the one that asks; without django-sse's
+        listening connections (one per process with streams) unless ``listeners``."""
         rows = self.query(
             "SELECT count(*) FROM pg_stat_activity"
-            " WHERE backend_type = 'client backend' AND datname = %s AND pid <> pg_backend_pid()",
-            params=(dbname,),
+            " WHERE backend_type = 'client backend' AND datname = %s AND pid <> pg_backend_pid()"
+            " AND (%s OR application_name <> %s)",
+            params=(dbname, listeners, LISTENER_NAME),
+        )
+        return int(rows[0][0])
+
+    def listeners(self, dbname: str) -> int:
+        """django-sse's listening connections to ``dbname`` (``LISTEN django_sse``)."""
+        rows = self.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            params=(dbname, LISTENER_NAME),
         )
         return int(rows[0][0])
 

@@ -1,9 +1,9 @@
 """A publisher in a process of its own: `python -m tests.publisher CHANNELS COUNT INTERVAL [HOLD]`.
 
-Publishes COUNT events {"seq": i} round-robin over the comma-separated CHANNELS, INTERVAL seconds
-apart, and prints one line per event: "<id> <channel> <seq>". With HOLD, each publish is inside a
-transaction that commits HOLD seconds after it (a slow request or task): its id is given early and
-committed late.
+Publishes COUNT events {"seq": i, "by": pid, "t": time.time()} round-robin over the comma-separated
+CHANNELS, INTERVAL seconds apart, and prints one line per event: "<id> <channel> <seq>". With HOLD,
+each publish is inside a transaction that commits HOLD seconds after it (a slow request or task):
+its id is given early and committed late.
 """
 
 import os
@@ -28,10 +28,10 @@ def main() -> None:
         channel = channels[seq % len(channels)]
         if hold:
             with transaction.atomic():
-                event = publish(channel, {"seq": seq, "by": tag})
+                event = publish(channel, {"seq": seq, "by": tag, "t": time.time()})
                 time.sleep(hold)
         else:
-            event = publish(channel, {"seq": seq, "by": tag})
+            event = publish(channel, {"seq": seq, "by": tag, "t": time.time()})
         print(event.id, channel, seq, flush=True)
         time.sleep(interval)
 

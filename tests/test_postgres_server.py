@@ -90,8 +90,12 @@ def test_idle_streams_hold_no_database_connection(pg: Postgres, server_kind: str
     sockets = open_streams(server.port, "/private/idle/", 50, headers=headers)
     try:
         assert wait_for(lambda: sse_stats(server.base_url)["subscribers"] == 50, timeout=30)
-        # Only the dispatcher keeps one (it reads new events for every stream of the process).
-        assert wait_for(lambda: pg.client_connections(dbname) <= 1, timeout=10), pg.client_connections(dbname)
+        # Only the dispatcher keeps one (it reads new events for every stream of the process),
+        # and the listener one more (other processes' publishes wake the dispatcher through it).
+        assert wait_for(lambda: pg.client_connections(dbname, listeners=False) <= 1, timeout=10), (
+            pg.client_connections(dbname)
+        )
+        assert pg.listeners(dbname) == 1
         second = httpx.post(server.url("/publish/idle/"), timeout=10).json()["ids"][0]
         assert read_until(sockets, f"id: {second}\n".encode()) == 50  # live, after the replay
     finally:
@@ -107,7 +111,8 @@ def test_a_pool_of_4_connections_serves_100_streams(pg: Postgres) -> None:
     sockets = open_streams(server.port, "/private/pooled/", 100, headers=headers)
     try:
         assert wait_for(lambda: sse_stats(server.base_url)["subscribers"] == 100, timeout=60), server.log()
-        assert pg.client_connections(dbname) <= 4
+        assert pg.client_connections(dbname, listeners=False) <= 4
+        assert pg.listeners(dbname) == 1
         marker = httpx.post(server.url("/publish/pooled/?n=1&size=7"), timeout=10).json()["ids"][0]
         assert read_until(sockets, f"id: {marker}\n".encode()) == 100, server.log()
     finally:

@@ -32,6 +32,7 @@ from ..event import Event
 from ..exceptions import PublishError
 from ..fanout import REVOCATION_CHANNEL, Closed, Subscription
 from ..models import StoredEvent
+from . import wakeup
 from .embedded import EmbeddedBackend
 
 __all__ = ["CONNECTION_ERRORS", "ChannelLayerBackend", "group_name"]
@@ -101,6 +102,9 @@ class ChannelLayerBackend(EmbeddedBackend):
     def _poll_interval(self) -> float | None:
         return None  # woken by the layer's messages and by each successful ping
 
+    def _make_wakeup(self) -> wakeup.Wakeup:
+        return wakeup.LocalWakeup()  # the layer carries the announcements between processes
+
     # Publishing
 
     def publish(self, channel: str, event: Event) -> Event:
@@ -115,7 +119,7 @@ class ChannelLayerBackend(EmbeddedBackend):
         return event
 
     def _announce(self, channel: str, event: Event) -> None:
-        self._wake.set()  # this process's own streams need no round trip
+        self._get_wakeup().set()  # this process's own streams need no round trip
         message = {"type": "sse.event", "id": event.id, "channel": channel}
         try:
             self._start_listener()
@@ -139,7 +143,7 @@ class ChannelLayerBackend(EmbeddedBackend):
         if not self.available:
             # It ends after its replay; the client comes back after `retry` and replays again.
             loop.call_soon_threadsafe(subscription._fail, Closed("channel layer unavailable"))
-        self._wake.set()  # read what was committed while the groups were being joined
+        self._get_wakeup().set()  # read what was committed while the groups were being joined
         return subscription, position
 
     async def _join(self, channels: Iterable[str]) -> None:
@@ -198,7 +202,7 @@ class ChannelLayerBackend(EmbeddedBackend):
                     await asyncio.sleep(1)
                     continue
                 if message.get("type") == "sse.event":
-                    self._wake.set()
+                    self._get_wakeup().set()
                 elif message.get("type") == "sse.ping":
                     self._pong.set()
         finally:
@@ -227,7 +231,7 @@ class ChannelLayerBackend(EmbeddedBackend):
                     "django-sse: the channel layer is reachable again after %.0f s; channel streams resume",
                     time.monotonic() - self._down_since,
                 )
-            self._wake.set()  # catch up with anything whose announcement was lost
+            self._get_wakeup().set()  # catch up with anything whose announcement was lost
 
     def _mark_down(self, exc: BaseException) -> None:
         if self.available:

@@ -18,6 +18,7 @@ from ..bridge import THREAD_PREFIX
 from ..event import Event
 from ..fanout import REVOCATION_CHANNEL, Subscription
 from ..models import StoredEvent
+from . import wakeup
 from .base import BaseBackend
 
 __all__ = ["EmbeddedBackend"]
@@ -44,7 +45,7 @@ class EmbeddedBackend(BaseBackend):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wakeup: wakeup.Wakeup | None = None  # made on first use: the database may not be set up yet
         self._position: int | None = None  # the highest id handed to the hub
         self._thread: threading.Thread | None = None
         self._counter = itertools.count(1)  # ids without history
@@ -65,9 +66,28 @@ class EmbeddedBackend(BaseBackend):
             self.hub.deliver([(channel, event)])
         return event
 
+    def _get_wakeup(self) -> wakeup.Wakeup:
+        if self._wakeup is None:
+            with self._lock:
+                if self._wakeup is None:
+                    self._wakeup = self._make_wakeup()
+        return self._wakeup
+
+    def _make_wakeup(self) -> wakeup.Wakeup:
+        """How other processes' publishes wake this process's dispatcher, and this one's wake theirs."""
+        if not self.settings.history:
+            return wakeup.LocalWakeup()
+        return wakeup.for_database(router.db_for_write(StoredEvent))
+
     def _committed(self, channel: str, event: Event) -> None:
-        """A publish of this process has committed: hand it over at once if it is the next id."""
+        """A publish of this process has committed: tell the other processes, and hand it over
+        to this process's streams at once if it is the next id."""
         position = int(event.id or 0)
+        waker = self._get_wakeup()
+        try:
+            waker.announce(position)
+        except Exception as error:  # the database went away after the commit: they will poll
+            logger.warning("django-sse: could not wake the other processes for event %s: %s", position, error)
         with self._lock:
             if self._position is not None and self._position == position - 1:
                 # Everything up to the one before it has been handed over, and ids commit in
@@ -75,7 +95,7 @@ class EmbeddedBackend(BaseBackend):
                 self.hub.deliver([(channel, event)])
                 self._position = position
                 return
-        self._wake.set()  # another process's events may come first: the dispatcher reads them in order
+        waker.set()  # another process's events may come first: the dispatcher reads them in order
 
     def subscribe(
         self, channels: Sequence[str], loop: asyncio.AbstractEventLoop, *, keys: Iterable[str] = ()
@@ -112,18 +132,21 @@ class EmbeddedBackend(BaseBackend):
     def stop(self) -> None:
         """End the dispatcher thread (when the backend is replaced, e.g. in tests)."""
         self._stopped = True
-        self._wake.set()
+        if self._wakeup is not None:
+            self._wakeup.close()
 
     def _poll_interval(self) -> float | None:
         """Seconds between looks for events published by other processes (None: only when woken)."""
         return self.settings.poll_interval
 
     def _dispatch(self) -> None:
+        waker = self._get_wakeup()
         while not self._stopped:
-            self._wake.wait(self._poll_interval())
-            self._wake.clear()
+            announced = waker.wait(self._poll_interval())
             if self._stopped or not len(self.hub):
                 continue
+            if announced is not None and self._position is not None and announced <= self._position:
+                continue  # announced by another process, and handed over here already
             try:
                 self._deliver_new_events()
             except Exception:
@@ -144,6 +167,8 @@ class EmbeddedBackend(BaseBackend):
             # Ids commit in order, so every id up to the newest one now is visible: after this
             # read, nothing at or below the new position can turn up later, in any channel.
             newest = history.newest_id()
+            if newest <= start:
+                return  # nothing new: one query per poll of an idle process
             rows, more = history.rows_after(
                 wanted, start, self._batch, until=newest, max_bytes=self.settings.client_buffer_bytes // 2
             )

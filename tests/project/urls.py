@@ -17,6 +17,7 @@ urlpatterns = [
     path("ping/", views.ping),
     path("stats/", views.stats),
     path("channels/<str:names>/", views.Channels.as_view(retry=200)),
+    path("workers/<str:names>/", views.WhoServes.as_view(retry=200)),
     path("mixed/<str:names>/", views.Mixed.as_view()),
     path("private/<str:names>/", views.Private.as_view()),
     path("members/<str:names>/", views.Members.as_view(retry=200)),

@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import os
 import threading
 import time
 
@@ -119,6 +120,13 @@ class Channels(EventStreamView):
 
     def has_channel_permission(self, request, channel):
         return not channel.startswith("secret")
+
+
+class WhoServes(Channels):
+    """A channel stream that first says which process serves it: an event "pid"."""
+
+    def initial_events(self, request, *args, **kwargs):
+        yield Event(event="pid", data=os.getpid())
 
 
 class Mixed(Channels):
