@@ -133,3 +133,40 @@ def test_postgres_every_worker_gets_every_event_at_once(pg: Postgres) -> None:
     migrate(pg, "workers")
     env = {**pg_environment(pg, "workers"), "SSE_TEST_DJANGO_SSE": DJANGO_SSE}
     deliver_across_workers(env, "wk-pg")
+
+
+def test_postgres_restart_the_listener_comes_back(pg: Postgres) -> None:
+    """PostgreSQL restarts under open streams: each process listens again by itself, nothing is lost,
+    and the next publishes from another process arrive at once again."""
+    migrate(pg, "workers_restart")
+    env = {**pg_environment(pg, "workers_restart"), "SSE_TEST_DJANGO_SSE": DJANGO_SSE}
+    uvicorn = start("uvicorn", extra_args=("--workers", "2"), env=env)
+    clients: list[Client] = []
+    try:
+        clients = connect(uvicorn.url("/workers/wk-restart/"), 6)
+        assert wait_for(lambda: pg.listeners("workers_restart") == len({c.pid for c in clients}), timeout=10)
+        before = start_publisher("wk-restart", 5, 0.05, env=env)
+        before_out, _ = before.communicate(timeout=60)
+        assert wait_for(lambda: all(len(c.events) >= 5 for c in clients), timeout=POLL_INTERVAL / 3)
+
+        pg.restart()
+        # Waiting on state: every worker's listener is back (each retries once a second).
+        assert wait_for(
+            lambda: pg.listeners("workers_restart") == len({c.pid for c in clients}), timeout=30
+        ), uvicorn.log()
+        after = start_publisher("wk-restart", 5, 0.05, env=env)
+        after_out, _ = after.communicate(timeout=60)
+        assert after.returncode == 0
+        ids = [int(line.split()[0]) for line in (before_out + after_out).splitlines()]
+        assert wait_for(lambda: all(len(c.events) >= 10 for c in clients), timeout=POLL_INTERVAL / 3), [
+            len(c.events) for c in clients
+        ]
+        for client in clients:
+            assert [event_id for _, event_id, _ in client.events] == ids
+        latencies = [arrival - data["t"] for c in clients for arrival, _, data in c.events[5:]]
+        assert max(latencies) < MAX_LATENCY, sorted(latencies)[-5:]
+        assert "LISTEN connection" in uvicorn.log() or "cannot LISTEN" in uvicorn.log()
+    finally:
+        for client in clients:
+            client.stop.set()
+        uvicorn.stop()
