@@ -256,6 +256,17 @@ def client_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
+def split_head(buffer: bytes) -> tuple[int, dict[str, str], bytes] | None:
+    """A response's status, its headers (names and values lower-cased) and the bytes after them;
+    ``None`` while ``buffer`` does not hold the whole head yet."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = buffer[:end].decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip().lower() for k, _, v in (h.partition(":") for h in lines[1:])}
+    return int(lines[0].split(" ", 2)[1]), headers, buffer[end + 4 :]
+
+
 class BodyDecoder:
     """A response body as the application wrote it: chunked framing undone, then gzip. Django 5.2's
     GZipMiddleware makes every chunk of an async stream a gzip member of its own: inflated in turn."""

@@ -53,6 +53,7 @@ from harness import (
     raise_nofile,
     rss_kib,
     serve,
+    split_head,
     threads,
     wait_until,
 )
@@ -90,14 +91,12 @@ class Stream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.decoder is None:
             self.head += data
-            end = self.head.find(b"\r\n\r\n")
-            if end < 0:
+            head = split_head(self.head)
+            if head is None:
                 return
-            lines = self.head[:end].decode("latin-1").split("\r\n")
-            data, self.head = self.head[end + 4 :], b""
-            self.status = int(lines[0].split(" ", 2)[1])
-            chunked = any(line.lower().replace(" ", "") == "transfer-encoding:chunked" for line in lines)
-            self.decoder = BodyDecoder(chunked, gzip=False)
+            self.status, headers, data = head
+            self.head = b""
+            self.decoder = BodyDecoder(headers.get("transfer-encoding") == "chunked", gzip=False)
             self.headers.set()
         self.body += self.decoder.feed(data)
         *events, self.body = self.body.split(b"\n\n")

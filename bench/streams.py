@@ -45,6 +45,7 @@ from harness import (
     raise_nofile,
     rss_kib,
     serve,
+    split_head,
     threads,
 )
 
@@ -102,15 +103,11 @@ class _Reader(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.decoder is None:
             self.head += data
-            end = self.head.find(b"\r\n\r\n")
-            if end < 0:
+            head = split_head(self.head)
+            if head is None:
                 return
-            lines = self.head[:end].decode("latin-1").split("\r\n")
-            data, self.head = self.head[end + 4 :], b""
-            self.status = int(lines[0].split(" ", 2)[1])
-            headers = {
-                k.strip().lower(): v.strip().lower() for k, _, v in (h.partition(":") for h in lines[1:])
-            }
+            self.status, headers, data = head
+            self.head = b""
             self.gzip = headers.get("content-encoding") == "gzip"
             self.decoder = BodyDecoder(headers.get("transfer-encoding") == "chunked", self.gzip)
             if self.status != 200:

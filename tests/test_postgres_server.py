@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.postgres_server import Postgres, environment, migrate, start_postgres
+from tests.postgres_server import Postgres, environment, migrate
 from tests.servers import start, start_publisher
 from tests.sse_client import wait_for
 from tests.streams_client import close_all, open_streams, read_until, sse_stats
 
 # One PostgreSQL for the whole module, on one xdist worker.
 pytestmark = pytest.mark.xdist_group("postgres")
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize(

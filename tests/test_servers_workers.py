@@ -11,7 +11,6 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 from httpx_sse import EventSource
 
 from tests import servers
-from tests.postgres_server import Postgres, migrate, start_postgres
+from tests.postgres_server import Postgres, migrate
 from tests.postgres_server import environment as pg_environment
 from tests.servers import start, start_publisher, stop_process
 from tests.sse_client import wait_for
@@ -57,15 +56,6 @@ class Client:
                         return
         except Exception as error:  # reported by the test
             self.error = repr(error)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def sqlite_env() -> dict[str, str]:
