@@ -111,7 +111,8 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
 
 @register(Tags.compatibility)
 def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """E006-E009, W003: the backend can be loaded, and a channel layer backend has a usable layer."""
+    """E006-E009, W003, W005: the backend can be loaded, a channel layer backend has a usable layer,
+    and the embedded one can wake the other processes."""
     if setting_errors(getattr(settings, SETTING_NAME, {})):
         return []  # reported by check_settings
     conf = get_settings()
@@ -127,7 +128,7 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
             Error(f"{SETTING_NAME}['BACKEND'] {conf.backend!r} is not a BaseBackend.", id="django_sse.E009")
         ]
     if not issubclass(backend, ChannelLayerBackend):
-        return []
+        return _check_wakeup(conf.history)
     messages: list[CheckMessage] = []
     if not conf.history:
         messages.append(
@@ -165,3 +166,22 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
             )
         )
     return messages
+
+
+def _check_wakeup(history: bool) -> list[CheckMessage]:
+    from django.db import router
+
+    from .backends.wakeup import polling_only
+    from .models import StoredEvent
+
+    reason = polling_only(router.db_for_write(StoredEvent)) if history else ""
+    if not reason:
+        return []
+    return [
+        Warning(
+            f"Server processes find events published by other processes only at their next poll, up to "
+            f"{SETTING_NAME}['POLL_INTERVAL'] late: {reason}.",
+            hint="Install psycopg 3 (pip install 'psycopg[binary]'); Django uses it when both are installed.",
+            id="django_sse.W005",
+        )
+    ]

@@ -122,3 +122,26 @@ def test_backend_checks(settings, sse, layers, expected):
     settings.DJANGO_SSE = sse
     settings.CHANNEL_LAYERS = layers
     assert ids(check_backend()) == expected
+
+
+@pytest.mark.parametrize(
+    ("vendor", "psycopg3", "sse", "expected"),
+    [
+        ("postgresql", False, {}, ["django_sse.W005"]),
+        ("postgresql", True, {}, []),
+        ("sqlite", False, {}, []),
+        ("postgresql", False, {"HISTORY": False}, []),  # no other process to wake
+    ],
+)
+def test_postgres_without_psycopg3_is_reported(settings, monkeypatch, vendor, psycopg3, sse, expected):
+    from django.db import connections
+
+    from django_sse.backends import wakeup
+
+    settings.DJANGO_SSE = sse
+    monkeypatch.setattr(connections["default"], "vendor", vendor)
+    monkeypatch.setattr(wakeup, "_psycopg3", lambda: psycopg3)
+    messages = check_backend()
+    assert ids(messages) == expected
+    if expected:
+        assert "psycopg 3" in messages[0].msg and "POLL_INTERVAL" in messages[0].msg

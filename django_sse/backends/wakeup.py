@@ -45,6 +45,7 @@ __all__ = [
     "Wakeup",
     "for_database",
     "for_sqlite",
+    "polling_only",
     "socket_directory",
 ]
 
@@ -317,6 +318,16 @@ def for_sqlite(name: str) -> Wakeup:
         logger.warning("django-sse: %s is too long a path for sockets: polling only", directory)
         return LocalWakeup()
     return SocketWakeup(directory)
+
+
+def polling_only(alias: str) -> str:
+    """Why the processes sharing database ``alias`` cannot wake each other where they could, or ``""``.
+
+    Only the case a project can fix is reported: PostgreSQL through psycopg 2.
+    """
+    if connections[alias].vendor == "postgresql" and not _psycopg3():
+        return "the wake-up through LISTEN/NOTIFY needs psycopg 3, and Django uses psycopg 2 here"
+    return ""
 
 
 def _psycopg3() -> bool:
