@@ -84,18 +84,20 @@ class EmbeddedBackend(BaseBackend):
         to this process's streams at once if it is the next id."""
         position = int(event.id or 0)
         waker = self._get_wakeup()
-        try:
-            waker.announce(position)
-        except Exception as error:  # the database went away after the commit: they will poll
-            logger.warning("django-sse: could not wake the other processes for event %s: %s", position, error)
         with self._lock:
-            if self._position is not None and self._position == position - 1:
+            handed_over = self._position is not None and self._position == position - 1
+            if handed_over:
                 # Everything up to the one before it has been handed over, and ids commit in
                 # order: nothing can come between. The dispatcher need not read it back.
                 self.hub.deliver([(channel, event)])
                 self._position = position
-                return
-        waker.set()  # another process's events may come first: the dispatcher reads them in order
+        if not handed_over:
+            waker.set()  # another process's events may come first: the dispatcher reads them in order
+        # After this process's own streams have it: on PostgreSQL this is a round trip.
+        try:
+            waker.announce(position)
+        except Exception as error:  # the database went away after the commit: they will poll
+            logger.warning("django-sse: could not wake the other processes for event %s: %s", position, error)
 
     def subscribe(
         self, channels: Sequence[str], loop: asyncio.AbstractEventLoop, *, keys: Iterable[str] = ()
