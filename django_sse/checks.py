@@ -111,8 +111,9 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
 
 @register(Tags.compatibility)
 def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """E006-E009, W003, W005: the backend can be loaded, a channel layer backend has a usable layer,
-    and the embedded one can wake the other processes."""
+    """E006-E011, W003, W005: the backend can be loaded, a channel layer backend has a usable layer,
+    the PostgreSQL backend has PostgreSQL through psycopg 3, and the embedded one can wake the
+    other processes."""
     if setting_errors(getattr(settings, SETTING_NAME, {})):
         return []  # reported by check_settings
     conf = get_settings()
@@ -122,12 +123,13 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
         return [Error(f"{SETTING_NAME}['BACKEND'] cannot be imported: {exc}.", id="django_sse.E009")]
     from .backends.base import BaseBackend
     from .backends.channel_layer import ChannelLayerBackend
+    from .backends.postgres import PostgresBackend
 
     if not (isinstance(backend, type) and issubclass(backend, BaseBackend)):
         return [
             Error(f"{SETTING_NAME}['BACKEND'] {conf.backend!r} is not a BaseBackend.", id="django_sse.E009")
         ]
-    if not issubclass(backend, ChannelLayerBackend):
+    if not issubclass(backend, (ChannelLayerBackend, PostgresBackend)):
         return _check_wakeup(conf.history)
     messages: list[CheckMessage] = []
     if not conf.history:
@@ -138,6 +140,8 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
                 id="django_sse.E008",
             )
         )
+    if issubclass(backend, PostgresBackend):
+        return messages + _check_postgres(conf.backend)
     layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get(conf.channel_layer)
     if layer is None:
         messages.append(
@@ -166,6 +170,36 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
             )
         )
     return messages
+
+
+def _check_postgres(path: str) -> list[CheckMessage]:
+    """E010, E011: the PostgreSQL backend has PostgreSQL, through psycopg 3, for history."""
+    from django.db import connections, router
+
+    from .backends.wakeup import polling_only
+    from .models import StoredEvent
+
+    alias = router.db_for_write(StoredEvent)
+    vendor = connections[alias].vendor
+    if vendor != "postgresql":
+        return [
+            Error(
+                f"{path} announces events through PostgreSQL's LISTEN/NOTIFY, but the history database "
+                f"{alias!r} is {vendor}.",
+                hint="Store history in PostgreSQL (DATABASES, or a router for django_sse), or use the "
+                "embedded default or the channel layer backend.",
+                id="django_sse.E010",
+            )
+        ]
+    if polling_only(alias):
+        return [
+            Error(
+                f"{path} listens through psycopg 3's async connection, and Django uses psycopg 2 here.",
+                hint="Install psycopg 3 (pip install 'psycopg[binary]'); Django prefers it to psycopg 2.",
+                id="django_sse.E011",
+            )
+        ]
+    return []
 
 
 def _check_wakeup(history: bool) -> list[CheckMessage]:

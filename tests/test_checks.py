@@ -145,3 +145,29 @@ def test_postgres_without_psycopg3_is_reported(settings, monkeypatch, vendor, ps
     assert ids(messages) == expected
     if expected:
         assert "psycopg 3" in messages[0].msg and "POLL_INTERVAL" in messages[0].msg
+
+
+PG_BACKEND = "django_sse.backends.postgres.PostgresBackend"
+
+
+@pytest.mark.parametrize(
+    ("vendor", "psycopg3", "sse", "expected"),
+    [
+        ("postgresql", True, {"BACKEND": PG_BACKEND}, []),
+        ("sqlite", True, {"BACKEND": PG_BACKEND}, ["django_sse.E010"]),
+        ("postgresql", False, {"BACKEND": PG_BACKEND}, ["django_sse.E011"]),
+        ("postgresql", True, {"BACKEND": PG_BACKEND, "HISTORY": False}, ["django_sse.E008"]),
+    ],
+)
+def test_postgres_backend_checks(settings, monkeypatch, vendor, psycopg3, sse, expected):
+    from django.db import connections
+
+    from django_sse.backends import wakeup
+
+    settings.DJANGO_SSE = sse
+    monkeypatch.setattr(connections["default"], "vendor", vendor)
+    monkeypatch.setattr(wakeup, "_psycopg3", lambda: psycopg3)
+    messages = check_backend()
+    assert ids(messages) == expected
+    if "django_sse.E010" in expected:
+        assert "'default' is sqlite" in messages[0].msg

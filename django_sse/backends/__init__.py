@@ -46,7 +46,5 @@ def reset_backend() -> None:
     with _lock:
         if _backend is not None:
             _backend.close("backend reset")
-            stop = getattr(_backend, "stop", None)
-            if stop is not None:
-                stop()
+            _backend.stop()
         _backend = None

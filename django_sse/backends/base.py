@@ -53,3 +53,7 @@ class BaseBackend(ABC):
     def close(self, reason: str = "server shutting down") -> None:
         """End every subscribed stream of this process, so that its client reconnects and replays."""
         self.hub.close_all(reason)
+
+    def stop(self) -> None:
+        """Release the backend's threads and connections (when it is replaced, e.g. in tests)."""
+        return None

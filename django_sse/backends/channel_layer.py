@@ -25,15 +25,18 @@ import time
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import router, transaction
 
 from ..bridge import THREAD_PREFIX
+from ..conf import SSESettings
 from ..event import Event
 from ..exceptions import PublishError
 from ..fanout import REVOCATION_CHANNEL, Closed, Subscription
 from ..models import StoredEvent
 from . import wakeup
-from .embedded import EmbeddedBackend
+from .base import BaseBackend
+from .dispatcher import Dispatcher
 
 __all__ = ["CONNECTION_ERRORS", "ChannelLayerBackend", "group_name"]
 
@@ -76,12 +79,21 @@ class _ConnectionErrors(logging.Filter):
 CONNECTION_ERRORS = _ConnectionErrors()
 
 
-class ChannelLayerBackend(EmbeddedBackend):
+class ChannelLayerBackend(BaseBackend):
     """Fan-out across processes and machines through the ``CHANNEL_LAYERS`` entry ``CHANNEL_LAYER``."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, settings: SSESettings) -> None:
+        super().__init__(settings)
+        if not settings.history:
+            raise ImproperlyConfigured(
+                "ChannelLayerBackend needs history: events are stored so that any process can read them."
+            )
         from channels.layers import get_channel_layer
+
+        self._wakeup = wakeup.LocalWakeup()  # the layer carries the announcements between processes
+        #: Reads the announced events from history; woken only by the layer and by each ping.
+        self.dispatcher = Dispatcher(self.hub, settings, lambda: self._wakeup, poll_interval=None)
+        self._lock = threading.Lock()
 
         for name in ("channels_redis.core", "channels_redis.pubsub"):
             logging.getLogger(name).addFilter(CONNECTION_ERRORS)
@@ -99,12 +111,6 @@ class ChannelLayerBackend(EmbeddedBackend):
         self._ready_by = 0.0  # monotonic time by which the listener should have its channel
         self._down_since = 0.0
 
-    def _poll_interval(self) -> float | None:
-        return None  # woken by the layer's messages and by each successful ping
-
-    def _make_wakeup(self) -> wakeup.Wakeup:
-        return wakeup.LocalWakeup()  # the layer carries the announcements between processes
-
     # Publishing
 
     def publish(self, channel: str, event: Event) -> Event:
@@ -119,7 +125,7 @@ class ChannelLayerBackend(EmbeddedBackend):
         return event
 
     def _announce(self, channel: str, event: Event) -> None:
-        self._get_wakeup().set()  # this process's own streams need no round trip
+        self.dispatcher.committed(channel, event)  # this process's own streams need no round trip
         message = {"type": "sse.event", "id": event.id, "channel": channel}
         try:
             self._start_listener()
@@ -139,11 +145,15 @@ class ChannelLayerBackend(EmbeddedBackend):
                 self._run(self._join(channels))
             except Exception as exc:
                 self._mark_down(exc)
-        subscription, position = super().subscribe(channels, loop, keys=keys)
+        conf = self.settings
+        subscription = Subscription(
+            self.hub, channels, conf.client_buffer, loop, buffer_bytes=conf.client_buffer_bytes, keys=keys
+        )
+        position = self.dispatcher.add(subscription)
         if not self.available:
             # It ends after its replay; the client comes back after `retry` and replays again.
             loop.call_soon_threadsafe(subscription._fail, Closed("channel layer unavailable"))
-        self._get_wakeup().set()  # read what was committed while the groups were being joined
+        self.dispatcher.wake()  # read what was committed while the groups were being joined
         return subscription, position
 
     async def _join(self, channels: Iterable[str]) -> None:
@@ -202,7 +212,11 @@ class ChannelLayerBackend(EmbeddedBackend):
                     await asyncio.sleep(1)
                     continue
                 if message.get("type") == "sse.event":
-                    self._get_wakeup().set()
+                    announced = str(message.get("id"))
+                    if announced.isdigit():
+                        self._wakeup.heard(int(announced))
+                    else:
+                        self.dispatcher.wake()
                 elif message.get("type") == "sse.ping":
                     self._pong.set()
         finally:
@@ -231,7 +245,10 @@ class ChannelLayerBackend(EmbeddedBackend):
                     "django-sse: the channel layer is reachable again after %.0f s; channel streams resume",
                     time.monotonic() - self._down_since,
                 )
-            self._get_wakeup().set()  # catch up with anything whose announcement was lost
+            self.dispatcher.wake()  # catch up with anything whose announcement was lost
+
+    def stop(self) -> None:
+        self.dispatcher.stop()
 
     def _mark_down(self, exc: BaseException) -> None:
         if self.available:

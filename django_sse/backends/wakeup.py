@@ -39,12 +39,14 @@ from django.db import connections
 __all__ = [
     "LISTENER_NAME",
     "NOTIFY_CHANNEL",
+    "RECONNECT_DELAY",
     "LocalWakeup",
     "PostgresWakeup",
     "SocketWakeup",
     "Wakeup",
     "for_database",
     "for_sqlite",
+    "listener_params",
     "polling_only",
     "socket_directory",
 ]
@@ -58,7 +60,7 @@ LISTENER_NAME = "django-sse listener"
 #: The longest path of a Unix-domain socket (``sun_path``, its terminating NUL excluded).
 _MAX_SOCKET_PATH = 107
 #: Seconds between attempts to listen again after the listening connection was lost.
-_RECONNECT_DELAY = 1.0
+RECONNECT_DELAY = 1.0
 
 
 class Wakeup(Protocol):
@@ -80,24 +82,41 @@ class Wakeup(Protocol):
 
 
 class LocalWakeup:
-    """Wake-ups inside this process only."""
+    """Wake-ups inside this process only.
+
+    A backend whose own listener hears from the other processes (a channel layer, a
+    ``LISTEN`` connection) passes the ids it hears on with :meth:`heard`.
+    """
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._condition = threading.Condition()
+        self._look = False  # woken with nothing to compare
+        self._heard: int | None = None
 
     def wait(self, timeout: float | None) -> int | None:
-        self._event.wait(timeout)
-        self._event.clear()
-        return None
+        with self._condition:
+            if not self._look and self._heard is None:
+                self._condition.wait(timeout)
+            look, heard = self._look, self._heard
+            self._look, self._heard = False, None
+        return None if look else heard
 
     def set(self) -> None:
-        self._event.set()
+        with self._condition:
+            self._look = True
+            self._condition.notify()
+
+    def heard(self, newest: int) -> None:
+        """Another process announced that events up to id ``newest`` have committed."""
+        with self._condition:
+            self._heard = newest if self._heard is None else max(self._heard, newest)
+            self._condition.notify()
 
     def announce(self, newest: int) -> None:
         pass
 
     def close(self) -> None:
-        self._event.set()
+        self.set()
 
 
 def _drain(sock: socket.socket) -> int | None:
@@ -241,10 +260,7 @@ class PostgresWakeup:
     def _listen(self) -> Any:
         import psycopg
 
-        params = connections[self.alias].get_connection_params()
-        params.pop("cursor_factory", None)
-        params["application_name"] = LISTENER_NAME  # so that pg_stat_activity tells it apart
-        listener = psycopg.connect(**params, autocommit=True)
+        listener = psycopg.connect(**listener_params(self.alias), autocommit=True)
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         return listener
 
@@ -254,7 +270,7 @@ class PostgresWakeup:
                 self._listener = self._listen()
             except Exception as error:
                 logger.warning("django-sse: cannot LISTEN on %r (%s); retrying", self.alias, error)
-                self._retry_at = time.monotonic() + _RECONNECT_DELAY
+                self._retry_at = time.monotonic() + RECONNECT_DELAY
             else:
                 return None  # events may have committed while nobody listened: look
         waiting = [self._local_r]
@@ -297,6 +313,14 @@ class PostgresWakeup:
         self._closed = True
         self.set()
         self._drop()
+
+
+def listener_params(alias: str) -> dict[str, Any]:
+    """The psycopg 3 connection parameters of a listening connection to database ``alias``."""
+    params = connections[alias].get_connection_params()
+    params.pop("cursor_factory", None)  # Django's own, for its cursors
+    params["application_name"] = LISTENER_NAME  # so that pg_stat_activity tells it apart
+    return params
 
 
 def for_database(alias: str) -> Wakeup:
