@@ -9,6 +9,7 @@ Rows, one after the other, each on a fresh database and a fresh ``uvicorn --work
 - ``embedded, SQLite``: the default backend, a SQLite file; the wake-up is a datagram per worker;
 - ``embedded, PostgreSQL``: the default backend on PostgreSQL (a server of our own, as the tests
   start it); the wake-up is ``LISTEN``/``NOTIFY``;
+- ``PostgreSQL backend``: ``PostgresBackend`` on the same server (``LISTEN``/``NOTIFY``, no poll);
 - ``Redis backend``: ``ChannelLayerBackend`` on a redis-server of our own, SQLite history.
 
 For every row but the first, the publisher is a process of its own (as a task queue worker or a
@@ -181,7 +182,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=40, help="streams opened (more if a worker has none)")
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle streams, queries counted")
-    parser.add_argument("--rows", default="in-process,sqlite,postgresql,redis")
+    parser.add_argument("--rows", default="in-process,sqlite,postgresql,postgresql-backend,redis")
     args = parser.parse_args()
     rows: list[Row] = []
     wanted = args.rows.split(",")
@@ -193,11 +194,22 @@ def main() -> None:
         if "sqlite" in wanted:
             env = {"BENCH_WORKERS_DB": os.path.join(tmp, "workers.sqlite3")}
             rows.append(run_row(args, "embedded, SQLite", env, args.workers, False))
+        pg = None
         if "postgresql" in wanted:
             pg = stack.enter_context(postgres())
             pg.create_database("bench_workers")
             env = {"BENCH_WORKERS_DB": "bench_workers", "BENCH_WORKERS_PG_PORT": str(pg.port)}
             rows.append(run_row(args, "embedded, PostgreSQL", env, args.workers, False))
+        if "postgresql-backend" in wanted:
+            if pg is None:
+                pg = stack.enter_context(postgres())
+            pg.create_database("bench_workers_backend")
+            env = {
+                "BENCH_WORKERS_DB": "bench_workers_backend",
+                "BENCH_WORKERS_PG_PORT": str(pg.port),
+                "BENCH_BACKEND": "postgres",
+            }
+            rows.append(run_row(args, "PostgreSQL backend", env, args.workers, False))
         if "redis" in wanted:
             redis = stack.enter_context(redis_server(tmp))
             env = {"BENCH_WORKERS_DB": os.path.join(tmp, "redis.sqlite3"), "BENCH_REDIS_URL": redis.url}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import router, transaction
-from django.db.models import BigIntegerField, Func, Max, Min
+from django.db.models import BigIntegerField, Func, Max, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ __all__ = [
     "prune",
     "resume",
     "rows_after",
+    "rows_announced",
     "store",
     "to_event",
 ]
@@ -127,6 +128,40 @@ def rows_after(
         rows = rows.filter(id__lte=last)
     found = list(rows.values_list("id", "channel", "event", "data")[:limit])
     return found, cut or len(found) == limit
+
+
+#: Up to this many ids past the position, an announced range is read in one query, data and all.
+NEAR = 8
+
+
+def rows_announced(
+    channels: Sequence[str] | None, after: int, announced: int, *, max_bytes: int
+) -> tuple[list[Row], bool] | None:
+    """The stored events above ``after`` up to ``announced`` (an id another process announced as
+    committed), in one query, and whether more may follow; ``None`` when that cannot be told in one.
+
+    Ids commit in order, so every id up to ``announced`` is visible once ``announced`` is: its own
+    row is read too, whatever its channel, to prove it (``None`` when it is not stored: a forged,
+    pruned or far announcement, for which the caller asks :func:`newest_id`). Only for a range
+    of at most :data:`NEAR` ids, whose data is read at once and then cut to ``max_bytes`` (one event
+    is kept however large it is).
+    """
+    if not 0 < announced - after <= NEAR:
+        return None
+    rows = StoredEvent.objects.filter(id__gt=after, id__lte=announced)
+    if channels is not None:
+        rows = rows.filter(Q(channel__in=channels) | Q(id=announced))
+    found = list(rows.order_by("id").values_list("id", "channel", "event", "data"))
+    if not found or found[-1][0] != announced:
+        return None
+    if channels is not None and found[-1][1] not in channels:
+        found.pop()  # read as the proof only
+    total = 0
+    for index, row in enumerate(found):
+        total += len((row[3] or "").encode()) + _ROW_OVERHEAD
+        if total > max_bytes and index:
+            return found[:index], True
+    return found, False
 
 
 def to_event(row: Row) -> Event:

@@ -94,3 +94,46 @@ def test_rows_after_reads_one_event_larger_than_max_bytes():
     rows, more = history.rows_after(["c"], 0, 100, max_bytes=100)
     assert [str(r[0]) for r in rows] == [huge.id] and more
     assert history.to_event(rows[0]).encode() == huge.encode()
+
+
+def ids(rows):
+    return [str(row[0]) for row in rows]
+
+
+def announced(channels, after, newest, *, max_bytes=10_000):
+    found = history.rows_announced(channels, after, newest, max_bytes=max_bytes)
+    assert found is not None
+    return found
+
+
+def test_rows_announced_reads_an_announced_event_in_one_query(django_assert_num_queries):
+    first, second = store(2)
+    with django_assert_num_queries(1):
+        rows, more = announced(["c"], int(first.id or 0), int(second.id or 0))
+    assert ids(rows) == [second.id] and not more
+    rows, more = announced(None, 0, int(second.id or 0))
+    assert ids(rows) == [first.id, second.id] and not more
+
+
+def test_rows_announced_of_another_channel_proves_the_range_and_delivers_nothing():
+    mine = history.store("c", Event(data=1))
+    theirs = history.store("other", Event(data=2))
+    rows, more = announced(["c"], 0, int(theirs.id or 0))
+    assert ids(rows) == [mine.id] and not more
+
+
+def test_rows_announced_not_stored_or_far_is_left_to_the_general_read():
+    (event,) = store(1)
+    number = int(event.id or 0)
+    assert history.rows_announced(["c"], 0, number + 1, max_bytes=10_000) is None  # forged, or not yet
+    assert history.rows_announced(["c"], number, number, max_bytes=10_000) is None  # nothing to read
+    far = store(history.NEAR + 1)
+    assert history.rows_announced(["c"], number, int(far[-1].id or 0), max_bytes=10_000) is None
+
+
+def test_rows_announced_is_cut_to_max_bytes_keeping_one_event():
+    big = [history.store("c", Event(data="é" * 500)) for _ in range(3)]  # 1000 bytes of data each
+    rows, more = announced(["c"], 0, int(big[-1].id or 0), max_bytes=2500)
+    assert ids(rows) == [e.id for e in big[:2]] and more
+    rows, more = announced(["c"], 0, int(big[-1].id or 0), max_bytes=10)
+    assert ids(rows) == [big[0].id] and more

@@ -5,7 +5,8 @@ The fan-out bench's settings, with the database and backend from the environment
 - ``BENCH_WORKERS_DB``: a SQLite file (WAL, IMMEDIATE transactions, timeout 20), or, with
   ``BENCH_WORKERS_PG_PORT`` set, the PostgreSQL database of that name on 127.0.0.1;
 - ``BENCH_REDIS_URL``: with it, ``ChannelLayerBackend`` on a ``channels_redis`` pub/sub layer there;
-  without it, the embedded default.
+- ``BENCH_BACKEND=postgres``: ``PostgresBackend`` (with ``BENCH_WORKERS_PG_PORT``);
+  with neither, the embedded default.
 
 Every database connection counts its queries (``workers_views.QUERIES``), so that the bench can
 print how often an idle worker queries the database.
@@ -41,3 +42,5 @@ if os.environ.get("BENCH_REDIS_URL"):
         }
     }
     DJANGO_SSE["BACKEND"] = "django_sse.backends.channel_layer.ChannelLayerBackend"
+if os.environ.get("BENCH_BACKEND") == "postgres":
+    DJANGO_SSE["BACKEND"] = "django_sse.backends.postgres.PostgresBackend"

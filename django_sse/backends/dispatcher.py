@@ -138,7 +138,7 @@ class Dispatcher:
             if not failed and announced is not None and position is not None and announced <= position:
                 continue  # announced by another process, and handed over here already
             try:
-                self._deliver_new_events()
+                self._deliver_new_events(None if failed else announced)
                 failed = False
             except Exception:
                 logger.exception("django-sse: reading new events failed; retrying")
@@ -147,7 +147,11 @@ class Dispatcher:
                 # thread keeps one connection, rather than one per wake-up with CONN_MAX_AGE = 0.
                 connections.close_all()
 
-    def _deliver_new_events(self) -> None:
+    def _deliver_new_events(self, announced: int | None) -> None:
+        """Hand every event committed since the position to the hub, in id order.
+
+        ``announced``: an id another process said has committed, or ``None``.
+        """
         while True:
             start = self._position
             assert start is not None
@@ -156,14 +160,22 @@ class Dispatcher:
             wanted = None
             if len(channels) <= _MAX_FILTERED_CHANNELS:
                 wanted = sorted({*channels, REVOCATION_CHANNEL})
-            # Ids commit in order, so every id up to the newest one now is visible: after this
-            # read, nothing at or below the new position can turn up later, in any channel.
-            newest = history.newest_id()
-            if newest <= start:
-                return  # nothing new: one query per look of an idle process
-            rows, more = history.rows_after(
-                wanted, start, self._batch, until=newest, max_bytes=self._max_bytes
-            )
+            near, newest = None, 0
+            if announced is not None:
+                # The live case, in one query: an event or a few, the newest of them announced.
+                near = history.rows_announced(wanted, start, announced, max_bytes=self._max_bytes)
+                newest, announced = announced, None
+            if near is not None:
+                rows, more = near
+            else:
+                # Ids commit in order, so every id up to the newest one now is visible: after this
+                # read, nothing at or below the new position can turn up later, in any channel.
+                newest = history.newest_id()
+                if newest <= start:
+                    return  # nothing new: one query per look of an idle process
+                rows, more = history.rows_after(
+                    wanted, start, self._batch, until=newest, max_bytes=self._max_bytes
+                )
             batch = [(row[1], history.to_event(row)) for row in rows]
             end = int(batch[-1][1].id or 0) if more else newest
             with self._lock:
