@@ -1,7 +1,8 @@
 """Cross-process delivery: from ``publish()`` in another process to clients spread over worker processes.
 
-Run from the repository root: ``.venv/bin/python bench/workers.py [--workers 4] [--events 200]``.
-Rows, one after the other, each on a fresh database and a fresh ``uvicorn --workers N``
+Run from the repository root: ``.venv/bin/python bench/workers.py [--workers 4] [--events 200]
+[--rounds 3]``. Rows, one after the other (``--rounds`` times, interleaved, with each round's median
+printed to show the noise), each on a fresh database and a fresh ``uvicorn --workers N``
 (``benchproject.settings_workers``):
 
 - ``in-process``: one worker; the events are published by a view of that worker (``POST``), the
@@ -13,7 +14,8 @@ Rows, one after the other, each on a fresh database and a fresh ``uvicorn --work
 - ``Redis backend``: ``ChannelLayerBackend`` on a redis-server of our own, SQLite history.
 
 For every row but the first, the publisher is a process of its own (as a task queue worker or a
-management command is), publishing ``--events`` events ``{"t": time.time()}`` 20-70 ms apart.
+management command is), publishing ``--events`` events ``{"t": time.time()}`` 20-70 ms apart,
+after one on another channel that is not measured (it connects to Redis, ~150 ms).
 Latency = arrival at the client (threads of this process, httpx + httpx-sse) - ``t``. Before
 publishing, the streams stay idle for ``--idle`` seconds and each worker's database queries are
 counted (by a wrapper on every connection of the server). See bench/README.md.
@@ -176,6 +178,42 @@ def postgres() -> Iterator[Any]:
         pg.stop()
 
 
+def setups(tmp: str, stack: contextlib.ExitStack, wanted: list[str], workers: int) -> list[tuple[str, Any]]:
+    """(label, a function of the round that gives the row's environment and worker count; 0 workers:
+    the in-process row, one worker that publishes itself)."""
+    pg: Any = None
+
+    def postgres_database(name: str) -> dict[str, str]:
+        nonlocal pg
+        if pg is None:
+            pg = stack.enter_context(postgres())
+        pg.create_database(name)
+        return {"BENCH_WORKERS_DB": name, "BENCH_WORKERS_PG_PORT": str(pg.port)}
+
+    redis: Any = None
+
+    def redis_env(n: int) -> dict[str, str]:
+        nonlocal redis
+        if redis is None:
+            redis = stack.enter_context(redis_server(tmp))
+        return {"BENCH_WORKERS_DB": os.path.join(tmp, f"redis-{n}.sqlite3"), "BENCH_REDIS_URL": redis.url}
+
+    known = {
+        "in-process": ("in-process (1 worker)", lambda n: ({"BENCH_WORKERS_DB": f"{tmp}/in-{n}.sqlite3"}, 0)),
+        "sqlite": ("embedded, SQLite", lambda n: ({"BENCH_WORKERS_DB": f"{tmp}/w-{n}.sqlite3"}, workers)),
+        "postgresql": ("embedded, PostgreSQL", lambda n: (postgres_database(f"bench_embedded_{n}"), workers)),
+        "postgresql-backend": (
+            "PostgreSQL backend",
+            lambda n: ({**postgres_database(f"bench_backend_{n}"), "BENCH_BACKEND": "postgres"}, workers),
+        ),
+        "redis": ("Redis backend", lambda n: (redis_env(n), workers)),
+    }
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; choose from {', '.join(known)}")
+    return [known[name] for name in wanted]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--workers", type=int, default=4)
@@ -183,53 +221,54 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle streams, queries counted")
     parser.add_argument("--rows", default="in-process,sqlite,postgresql,postgresql-backend,redis")
+    parser.add_argument("--rounds", type=int, default=1, help="run every row this many times, interleaved")
     args = parser.parse_args()
-    rows: list[Row] = []
-    wanted = args.rows.split(",")
     load = loadavg()
+    by_label: dict[str, list[Row]] = {}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        sqlite = {"BENCH_WORKERS_DB": os.path.join(tmp, "in-process.sqlite3")}
-        if "in-process" in wanted:
-            rows.append(run_row(args, "in-process (1 worker)", sqlite, 1, True))
-        if "sqlite" in wanted:
-            env = {"BENCH_WORKERS_DB": os.path.join(tmp, "workers.sqlite3")}
-            rows.append(run_row(args, "embedded, SQLite", env, args.workers, False))
-        pg = None
-        if "postgresql" in wanted:
-            pg = stack.enter_context(postgres())
-            pg.create_database("bench_workers")
-            env = {"BENCH_WORKERS_DB": "bench_workers", "BENCH_WORKERS_PG_PORT": str(pg.port)}
-            rows.append(run_row(args, "embedded, PostgreSQL", env, args.workers, False))
-        if "postgresql-backend" in wanted:
-            if pg is None:
-                pg = stack.enter_context(postgres())
-            pg.create_database("bench_workers_backend")
-            env = {
-                "BENCH_WORKERS_DB": "bench_workers_backend",
-                "BENCH_WORKERS_PG_PORT": str(pg.port),
-                "BENCH_BACKEND": "postgres",
-            }
-            rows.append(run_row(args, "PostgreSQL backend", env, args.workers, False))
-        if "redis" in wanted:
-            redis = stack.enter_context(redis_server(tmp))
-            env = {"BENCH_WORKERS_DB": os.path.join(tmp, "redis.sqlite3"), "BENCH_REDIS_URL": redis.url}
-            rows.append(run_row(args, "Redis backend", env, args.workers, False))
+        rows = setups(tmp, stack, args.rows.split(","), args.workers)
+        for n in range(args.rounds):  # interleaved, so that the machine's moods spread over every row
+            for label, setup in rows:
+                env, workers = setup(n)
+                row = run_row(args, label, env, workers or 1, in_process=not workers)
+                by_label.setdefault(label, []).append(row)
     load_after = loadavg()
     print(
         f"\n{args.events} events, 20-70 ms apart, from another process (in-process: from a view);"
-        f" {args.workers} workers; latency in ms"
+        f" {args.workers} workers; {args.rounds} round(s), latencies pooled; in ms"
     )
     header = ["row", "delivered", "p50", "p90", "p99", "max", "idle queries/s"]
     print(f"{header[0]:24}" + "".join(f"{h:>16}" for h in header[1:]))
-    for row in rows:
-        print(f"{row.label:24}" + "".join(f"{c:>16}" for c in row.cells()))
-    reference = next((r for r in rows if r.label.startswith("in-process") and r.latencies), None)
-    for row in rows:
+    pooled = {label: pool(runs) for label, runs in by_label.items()}
+    for label, row in pooled.items():
+        print(f"{label:24}" + "".join(f"{c:>16}" for c in row.cells()))
+    reference = next(
+        (r for label, r in pooled.items() if label.startswith("in-process") and r.latencies), None
+    )
+    for label, row in pooled.items():
         if reference is not None and row is not reference and row.latencies:
             ratio = percentile(row.latencies, 50) / percentile(reference.latencies, 50)
-            print(f"{row.label}: p50 {ratio:.2f}x in-process")
+            print(f"{label}: p50 {ratio:.2f}x in-process")
+    if args.rounds > 1:
+        print("noise, p50 of each round (ms):")
+        for label, runs in by_label.items():
+            print(
+                f"  {label:24}"
+                + " / ".join(f"{percentile(r.latencies, 50) * 1000:.1f}" for r in runs if r.latencies)
+            )
     print(f"machine load average (1, 5, 15 min): {' '.join(load)} before, {' '.join(load_after)} after")
     print("idle queries/s: the busiest worker's, with its streams open and nothing published")
+
+
+def pool(runs: list[Row]) -> Row:
+    """The rounds of one row as one."""
+    return Row(
+        runs[0].label,
+        [x for r in runs for x in r.latencies],
+        sum(r.expected for r in runs),
+        [x for r in runs for x in r.idle_queries],
+        runs[0].workers,
+    )
 
 
 def publisher_main(count: int) -> None:
@@ -238,6 +277,9 @@ def publisher_main(count: int) -> None:
     django.setup()
     from django_sse import publish
 
+    # Not measured: a first publish that connects (to Redis, or PostgreSQL's first query), as a
+    # long-lived publisher (a task queue worker) has done long before.
+    publish("bench-warm-up", {"t": time.time()})
     for _ in range(count):
         publish("bench", {"t": time.time()})
         time.sleep(random.uniform(0.02, 0.07))

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.utils import timezone
+
+if not apps.is_installed("django_sse"):
+    # Without this, Django's own RuntimeError about a model outside INSTALLED_APPS
+    # names the model, not the fix.
+    raise ImproperlyConfigured(
+        'django-sse: add "django_sse" to INSTALLED_APPS; it stores the event history '
+        "that publish() and reconnecting clients need."
+    )
 
 
 class StoredEvent(models.Model):
