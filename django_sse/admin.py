@@ -32,7 +32,7 @@ class StoredEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ordering = ["-id"]
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over a large table on every page
-    fields = ["id", "channel", "event", "data", "created"]
+    fields = ("id", "channel", "event", "data", "created")
     readonly_fields = fields
 
     @admin.display(description="data")

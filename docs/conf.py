@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # autodoc imports the package, which reads Django settings: set Django up first.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.project.settings")
+# The admin settings: they install django.contrib.admin, which django_sse.admin needs to import.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.project.settings_admin")
 import django  # noqa: E402
 
 django.setup()

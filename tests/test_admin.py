@@ -81,4 +81,3 @@ def test_staff_read_history_in_the_admin_and_cannot_change_it() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == EXPECTED, result.stdout + result.stderr
-
