@@ -56,6 +56,19 @@ def start_publisher(
     return subprocess.Popen(command, cwd=ROOT, env=env or environment(), stdout=subprocess.PIPE, text=True)
 
 
+def publish_all(
+    channels: str, count: int, interval: float, *, env: dict[str, str] | None = None
+) -> list[int]:
+    """Run tests/publisher.py to its end (stopped by its PID if it overruns); the ids it published."""
+    publisher = start_publisher(channels, count, interval, env=env)
+    try:
+        out, _ = publisher.communicate(timeout=60)
+    finally:
+        stop_process(publisher)
+    assert publisher.returncode == 0, f"the publisher exited with {publisher.returncode}"
+    return [int(line.split()[0]) for line in out.splitlines()]
+
+
 def stop_process(process: subprocess.Popen) -> None:
     """Stop a process the tests started, by its PID: SIGTERM, then SIGKILL after 10 s."""
     if process.poll() is None:

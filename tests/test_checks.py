@@ -124,6 +124,18 @@ def test_backend_checks(settings, sse, layers, expected):
     assert ids(check_backend()) == expected
 
 
+def backend_messages(settings, monkeypatch, vendor: str, psycopg3: bool, sse: dict) -> list:
+    """The backend checks' messages with the default database's vendor and psycopg 3 faked."""
+    from django.db import connections
+
+    from django_sse.backends import wakeup
+
+    settings.DJANGO_SSE = sse
+    monkeypatch.setattr(connections["default"], "vendor", vendor)
+    monkeypatch.setattr(wakeup, "_psycopg3", lambda: psycopg3)
+    return check_backend()
+
+
 @pytest.mark.parametrize(
     ("vendor", "psycopg3", "sse", "expected"),
     [
@@ -134,14 +146,7 @@ def test_backend_checks(settings, sse, layers, expected):
     ],
 )
 def test_postgres_without_psycopg3_is_reported(settings, monkeypatch, vendor, psycopg3, sse, expected):
-    from django.db import connections
-
-    from django_sse.backends import wakeup
-
-    settings.DJANGO_SSE = sse
-    monkeypatch.setattr(connections["default"], "vendor", vendor)
-    monkeypatch.setattr(wakeup, "_psycopg3", lambda: psycopg3)
-    messages = check_backend()
+    messages = backend_messages(settings, monkeypatch, vendor, psycopg3, sse)
     assert ids(messages) == expected
     if expected:
         assert "psycopg 3" in messages[0].msg and "POLL_INTERVAL" in messages[0].msg
@@ -160,14 +165,7 @@ PG_BACKEND = "django_sse.backends.postgres.PostgresBackend"
     ],
 )
 def test_postgres_backend_checks(settings, monkeypatch, vendor, psycopg3, sse, expected):
-    from django.db import connections
-
-    from django_sse.backends import wakeup
-
-    settings.DJANGO_SSE = sse
-    monkeypatch.setattr(connections["default"], "vendor", vendor)
-    monkeypatch.setattr(wakeup, "_psycopg3", lambda: psycopg3)
-    messages = check_backend()
+    messages = backend_messages(settings, monkeypatch, vendor, psycopg3, sse)
     assert ids(messages) == expected
     if "django_sse.E010" in expected:
         assert "'default' is sqlite" in messages[0].msg

@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 import pytest
+from httpx_sse import EventSource
 
 from tests.servers import manage, start_publisher
 from tests.sse_client import BROWSER_HEADERS, Received, read_events, wait_for
@@ -102,13 +103,28 @@ def test_reconnecting_across_channels_during_publishing_loses_and_repeats_nothin
     assert received == expected
 
 
+def follow_mixed(url: str, events: list, messages: int) -> None:
+    """Append each event of ``url`` to ``events`` as it arrives, until ``messages`` "message" events."""
+    with httpx.Client(timeout=15) as client, client.stream("GET", url, headers=BROWSER_HEADERS) as response:
+        for sse in EventSource(response).iter_sse():
+            if sse.data == "" and sse.event == "message":
+                continue  # the retry:/comment preamble
+            events.append(sse)
+            if sum(e.event == "message" for e in events) >= messages:
+                return
+
+
 @pytest.mark.parametrize("server_name", ["daphne", "uvicorn", "uvicorn-sse"])
 def test_snapshot_first_then_own_events_interleaved_with_channel_events(servers, server_name):
     server, name = servers[server_name], channel()
-    stream = open_stream(server, f"/mixed/{name}/", 12)
-    time.sleep(0.2)  # let a few ticks go by, so that channel events land between them
+    events: list = []
+    before = subscribers(server)
+    reader = pool.submit(follow_mixed, server.url(f"/mixed/{name}/"), events, 3)
+    # Waiting on state: subscribed, and a few of the view's own ticks have arrived, so that the
+    # channel events land between ticks.
+    assert wait_for(lambda: (subscribers(server) > before and len(events) >= 3) or reader.done(), timeout=10)
     ids = publish(server, name, 3)
-    events = [sse for _, sse in stream.result(timeout=15).events]
+    reader.result(timeout=15)
     assert events[0].event == "snapshot"
     kinds = [e.event for e in events[1:]]
     assert "tick" in kinds and kinds.count("message") == 3

@@ -19,7 +19,7 @@ import pytest
 
 from tests.postgres_server import Postgres, migrate
 from tests.postgres_server import environment as pg_environment
-from tests.servers import Server, start, start_publisher, stop_process
+from tests.servers import Server, publish_all, start, start_publisher, stop_process
 from tests.sse_client import BROWSER_HEADERS, wait_for
 
 BACKEND = "django_sse.backends.postgres.PostgresBackend"
@@ -117,13 +117,7 @@ def test_every_client_on_every_process_gets_every_event_at_once(pg: Postgres, cl
     try:
         # One listening connection per process, not per stream.
         assert wait_for(lambda: pg.listeners(DATABASE) == 3, timeout=10), pg.listeners(DATABASE)
-        publisher = start_publisher("pgb-deliver", 20, 0.15, env=cluster[2])
-        try:
-            out, _ = publisher.communicate(timeout=60)
-        finally:
-            stop_process(publisher)
-        assert publisher.returncode == 0
-        ids = [int(line.split()[0]) for line in out.splitlines()]
+        ids = publish_all("pgb-deliver", 20, 0.15, env=cluster[2])
         assert ids == stored_ids(pg, "pgb-deliver")
         # Waiting on state: each client has every event (there is no poll that could deliver them).
         assert wait_for(lambda: all(len(c.events) >= len(ids) for c in clients), timeout=20), [

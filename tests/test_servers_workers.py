@@ -20,7 +20,7 @@ from httpx_sse import EventSource
 from tests import servers
 from tests.postgres_server import Postgres, migrate
 from tests.postgres_server import environment as pg_environment
-from tests.servers import start, start_publisher, stop_process
+from tests.servers import publish_all, start
 from tests.sse_client import wait_for
 
 POLL_INTERVAL = 60
@@ -87,13 +87,7 @@ def deliver_across_workers(env: dict[str, str], channel: str) -> None:
         clients += connect(daphne.url(path), 3)
         assert len({c.pid for c in clients}) == 3
 
-        publisher = start_publisher(channel, EVENTS, 0.15, env=env)
-        try:
-            out, _ = publisher.communicate(timeout=60)
-        finally:
-            stop_process(publisher)
-        assert publisher.returncode == 0
-        ids = [int(line.split()[0]) for line in out.splitlines()]
+        ids = publish_all(channel, EVENTS, 0.15, env=env)
         assert len(ids) == EVENTS
 
         # Waiting on state: each client has every event (or the deadline, far below POLL_INTERVAL).
@@ -135,8 +129,7 @@ def test_postgres_restart_the_listener_comes_back(pg: Postgres) -> None:
     try:
         clients = connect(uvicorn.url("/workers/wk-restart/"), 6)
         assert wait_for(lambda: pg.listeners("workers_restart") == len({c.pid for c in clients}), timeout=10)
-        before = start_publisher("wk-restart", 5, 0.05, env=env)
-        before_out, _ = before.communicate(timeout=60)
+        before = publish_all("wk-restart", 5, 0.05, env=env)
         assert wait_for(lambda: all(len(c.events) >= 5 for c in clients), timeout=POLL_INTERVAL / 3)
 
         pg.restart()
@@ -144,10 +137,7 @@ def test_postgres_restart_the_listener_comes_back(pg: Postgres) -> None:
         assert wait_for(
             lambda: pg.listeners("workers_restart") == len({c.pid for c in clients}), timeout=30
         ), uvicorn.log()
-        after = start_publisher("wk-restart", 5, 0.05, env=env)
-        after_out, _ = after.communicate(timeout=60)
-        assert after.returncode == 0
-        ids = [int(line.split()[0]) for line in (before_out + after_out).splitlines()]
+        ids = before + publish_all("wk-restart", 5, 0.05, env=env)
         assert wait_for(lambda: all(len(c.events) >= 10 for c in clients), timeout=POLL_INTERVAL / 3), [
             len(c.events) for c in clients
         ]
