@@ -5,19 +5,19 @@ checkout, serves a stream on daphne to a project of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, stop_process
+from tests.sse_client import wait_for
 
 DISTRIBUTION = "django-sse-events"
 
@@ -118,7 +118,7 @@ def test_the_installed_wheel_serves_a_stream_on_daphne(dist: Path, tmp_path: Pat
         text=True,
     )
     try:
-        sock = _connect(port, deadline=time.monotonic() + 30)
+        sock = _connect(port)
         with sock:
             sock.sendall(b"GET /news/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
             head = _read_until(sock, b"id: ")  # the stream's position: it is subscribed
@@ -130,22 +130,19 @@ def test_the_installed_wheel_serves_a_stream_on_daphne(dist: Path, tmp_path: Pat
             body = _read_until(sock, b'{"hello": "wheel"}')
             assert f"id: {event_id}\n".encode() in body
     finally:
-        daphne.send_signal(signal.SIGTERM)  # by its PID
-        try:
-            daphne.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
-            daphne.wait(timeout=10)
+        stop_process(daphne)
 
 
-def _connect(port: int, deadline: float) -> socket.socket:
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=10)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+def _connect(port: int) -> socket.socket:
+    """A connection to daphne once it listens (waiting on the port, bounded by 30 s)."""
+
+    def listening() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+        return False
+
+    assert wait_for(listening, timeout=30), f"daphne did not listen on 127.0.0.1:{port} within 30 s"
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
 def _read_until(sock: socket.socket, marker: bytes, limit: int = 65536) -> bytes:
