@@ -1,4 +1,7 @@
-"""App configuration: registers the system checks, the shutdown handler and revocation at logout."""
+"""App configuration: registers the system checks, the shutdown handler, revocation at logout and,
+with ``prometheus_client`` installed, the metrics."""
+
+import importlib.util
 
 from django.apps import AppConfig, apps
 
@@ -14,6 +17,10 @@ class DjangoSSEConfig(AppConfig):
         from .shutdown import install
 
         install()
+        if importlib.util.find_spec("prometheus_client") is not None:
+            from .metrics import register
+
+            register()  # served by the project's metrics endpoint (django-prometheus), if it has one
         if apps.is_installed("django.contrib.auth"):
             from django.contrib.auth.signals import user_logged_out
 

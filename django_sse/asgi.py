@@ -33,6 +33,7 @@ from django.http.response import HttpResponseBase
 from . import bridge
 from .event import HEARTBEAT
 from .response import BATCH_BYTES, EventStreamResponse, stream_failed
+from .stats import CloseReason, StreamRecord
 
 __all__ = ["ASGIHandler", "get_asgi_application"]
 
@@ -58,15 +59,33 @@ class ASGIHandler(DjangoASGIHandler):
         )
         parts = response.parts()
         bridge.release_request_thread()  # as the response's own iteration would (see response.py)
-        source = bridge.async_source(parts.events)
-        writer = _Writer(source, parts.encoder, parts.heartbeat, send, parts.preamble)
+        record = response.start_record()
+        assert record is not None  # nothing else sends this response
+        ended_by: BaseException | None = None
+        source: bridge.AsyncSource | None = None
+        writer: _Writer | None = None
         try:
+            source = bridge.async_source(parts.events)
+            writer = _Writer(source, parts.encoder, parts.heartbeat, send, parts.preamble, record)
             await writer.run()
         except Exception as exc:
-            stream_failed(parts.name, exc)  # and the response ends normally: the client reconnects
+            ended_by = exc
+            if writer is None or not writer.send_failed:
+                stream_failed(parts.name, exc)  # and the response ends normally: the client reconnects
+        except BaseException as exc:  # cancelled: the client has gone
+            ended_by = exc
+            raise
         finally:
-            writer.stop()
-            await source.aclose()
+            try:
+                if writer is not None:
+                    writer.stop()
+                if source is not None:
+                    await source.aclose()
+            finally:
+                if writer is not None and writer.send_failed:
+                    record.close(CloseReason.CLIENT_LEFT)
+                else:
+                    record.end(ended_by)
         await send({"type": "http.response.body"})
 
 
@@ -109,8 +128,12 @@ class _Writer:
         heartbeat: float | None,
         send: Send,
         preamble: bytes,
+        record: StreamRecord,
     ) -> None:
         self._source = source
+        self._record = record
+        #: Whether the server's ``send()`` raised: the connection is gone.
+        self.send_failed = False
         self._head = preamble  # goes out with the first write
         self._encoder = encoder
         self._heartbeat = heartbeat
@@ -173,6 +196,7 @@ class _Writer:
             # What was taken before the failure still goes out, then the stream ends.
             self._failure, self._ended = exc, True
         if chunks:
+            self._record.events += len(chunks)
             self._write(b"".join(chunks))
             if size >= BATCH_BYTES and not self._ended:
                 self._ready()  # more may be waiting: after the server has had a turn
@@ -186,6 +210,7 @@ class _Writer:
         if self._head:
             body, self._head = self._head + body, b""
         self._last_write = self._loop.time()
+        self._record.bytes += len(body)
         sending = self._send({"type": "http.response.body", "body": body, "more_body": True})
         if inspect.iscoroutine(sending):
             self._step(sending)
@@ -206,6 +231,7 @@ class _Writer:
             return
         except BaseException as exc:
             self._sending = None
+            self.send_failed = True
             self._finish(exc)
             return
         self._sending = sending

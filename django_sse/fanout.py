@@ -16,9 +16,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
+from . import stats
 from .event import Event
 
-__all__ = ["REVOCATION_CHANNEL", "Closed", "Hub", "Revoked", "SlowClient", "Subscription"]
+__all__ = ["REVOCATION_CHANNEL", "Closed", "Hub", "Revoked", "SlowClient", "Subscription", "Unavailable"]
 
 logger = logging.getLogger("django_sse")
 
@@ -32,13 +33,26 @@ _Entry = tuple[int | None, Event]
 class SlowClient(Exception):
     """The client fell further behind than its buffer allows; its stream ends so that it can replay."""
 
+    #: What :data:`~django_sse.signals.stream_closed` calls it (a ``CloseReason`` value).
+    reason = "slow_client"
+
 
 class Closed(Exception):
     """The subscription was closed from outside (the server is shutting down)."""
 
+    reason = "shutdown"
+
+
+class Unavailable(Closed):
+    """The backend lost its connection (Redis, the PostgreSQL listener); the client replays."""
+
+    reason = "unavailable"
+
 
 class Revoked(Closed):
     """The stream was revoked (see :func:`django_sse.revoke`); its client reconnects and is checked again."""
+
+    reason = "revoked"
 
     def __init__(self, channel: str | None, key: str | None) -> None:
         super().__init__(f"revoked (channel={channel!r}, key={key!r})")
@@ -210,9 +224,12 @@ class Hub:
                         wanted = subscription.channels
                         mine = [entry for c, entry in entries if c in wanted]
                         deliveries[subscription] = (mine, _size(mine))
+        # Handed over by the publish() that is running here (this process's own event): the first
+        # stream to have it in its buffer tells the latency (django_sse.stats).
+        first = _FirstDelivery(stats.current_publish())
         for loop, deliveries in per_loop.items():
             try:
-                loop.call_soon_threadsafe(_put_all, deliveries)
+                loop.call_soon_threadsafe(_put_all, deliveries, first)
             except RuntimeError:  # that loop is closed: its streams have ended
                 for subscription in deliveries:
                     self.remove(subscription)
@@ -237,13 +254,13 @@ class Hub:
                 "django-sse: ended %d stream(s) (revoked: channel=%r, key=%r)", len(matched), channel, key
             )
 
-    def close_all(self, reason: str) -> None:
+    def close_all(self, reason: str, failure: type[Closed] = Closed) -> None:
         """End every subscribed stream (e.g. at shutdown), so that clients reconnect and replay."""
         with self._lock:
             subscriptions = set(self._all)
         for subscription in subscriptions:
             try:
-                subscription.loop.call_soon_threadsafe(subscription._fail, Closed(reason))
+                subscription.loop.call_soon_threadsafe(subscription._fail, failure(reason))
             except RuntimeError:
                 self.remove(subscription)
 
@@ -263,6 +280,16 @@ def _size(entries: Sequence[_Entry]) -> int:
     return sum(len(event.encode()) for _, event in entries)
 
 
-def _put_all(deliveries: dict[Subscription, tuple[list[_Entry], int]]) -> None:
+class _FirstDelivery:
+    __slots__ = ("started",)
+
+    def __init__(self, started: float | None) -> None:
+        self.started = started
+
+
+def _put_all(deliveries: dict[Subscription, tuple[list[_Entry], int]], first: _FirstDelivery) -> None:
+    if first.started is not None:  # before the events are let go: they may be read at once
+        started, first.started = first.started, None
+        stats.observe_latency(started)
     for subscription, (entries, size) in deliveries.items():
         subscription._put(entries, size)

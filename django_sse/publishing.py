@@ -9,7 +9,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from . import history
+from . import history, signals, stats
 from .backends import get_backend
 from .channel_names import validate_channel
 from .conf import get_settings
@@ -38,6 +38,17 @@ def publish(channel: str, data: Any, *, event: str | None = None) -> Event:
     Callable from any sync code: views, signals, commands, threads. Inside
     a transaction, streams see the event once the transaction commits.
     """
+    started = stats.publish_started()  # the latency histogram counts from here
+    try:
+        published = _publish(channel, data, event)
+    finally:
+        stats.publish_ended(started)
+    stats.count("published")
+    signals.send(signals.event_published, type(get_backend()), channel=channel, event=published)
+    return published
+
+
+def _publish(channel: str, data: Any, event: str | None) -> Event:
     validate_channel(channel)
     if data is None:
         # Event(data=None) means "no data field", and browsers fire no event without data.

@@ -15,12 +15,13 @@ from collections.abc import (
 )
 from typing import Any, NamedTuple
 
-from django.http import HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from . import bridge
 from .conf import get_settings
 from .event import HEARTBEAT, encode, encode_comment, encode_retry
 from .limits import StreamSlot
+from .stats import StreamRecord
 
 __all__ = ["DEFAULT", "EventStreamResponse", "StreamParts", "stream_failed"]
 
@@ -76,6 +77,14 @@ class EventStreamResponse(StreamingHttpResponse):
     ``headers`` are as for any Django response.
     """
 
+    #: The view class that made it: the sender of :mod:`django_sse.signals` (else this class).
+    stream_view: type | None = None
+    #: The request it answers, passed to the signals' receivers (set by ``EventStreamView``).
+    stream_request: HttpRequest | None = None
+    #: The events it was made with, before a middleware wrapped them: they know their channels.
+    _origin: object = None
+    _recorded = False
+
     def __init__(
         self,
         events: Iterable[Any] | AsyncIterable[Any],
@@ -88,6 +97,7 @@ class EventStreamResponse(StreamingHttpResponse):
         super().__init__(status=status, headers=headers, content_type=CONTENT_TYPE)
         conf = get_settings()
         retry = conf.retry if retry is DEFAULT else retry
+        self._origin = events
         self._prepare(
             events,
             encode,
@@ -116,6 +126,7 @@ class EventStreamResponse(StreamingHttpResponse):
             for c in response._resource_closers  # type: ignore[attr-defined]
             if c != own_close
         ]
+        adopted._origin = iterator
         adopted._prepare(
             iterator, adopted.make_bytes, preamble=encode_comment(), heartbeat=get_settings().heartbeat
         )
@@ -149,7 +160,7 @@ class EventStreamResponse(StreamingHttpResponse):
     @property
     def streaming_content(self) -> Iterator[bytes] | AsyncIterator[bytes]:
         """The encoded stream, for middleware that wraps it; setting it sends the wrapper's chunks as-is."""
-        return self.__aiter__() if self.is_async else _sync_chunks(self.parts())
+        return self.__aiter__() if self.is_async else _sync_chunks(self.parts(), self.start_record())
 
     @streaming_content.setter
     def streaming_content(self, value: Iterable[Any] | AsyncIterable[Any]) -> None:
@@ -164,11 +175,24 @@ class EventStreamResponse(StreamingHttpResponse):
 
     # Consumed by servers: ASGI through __aiter__, WSGI through __iter__.
 
+    def start_record(self) -> StreamRecord | None:
+        """Start counting this stream (:mod:`django_sse.stats`), once: ``None`` after the first call.
+
+        Called by the code that sends the response; a middleware's wrapper, sent around
+        the response's own chunks, is counted once.
+        """
+        if self._recorded:
+            return None
+        self._recorded = True
+        return StreamRecord(
+            self.stream_name, self.stream_view or type(self), self._origin, request=self.stream_request
+        )
+
     def __aiter__(self) -> AsyncGenerator[bytes, None]:
-        return _async_chunks(self.parts())
+        return _async_chunks(self.parts(), self.start_record())
 
     def __iter__(self) -> Iterator[bytes]:
-        self._chunks = _sync_chunks(self.parts())
+        self._chunks = _sync_chunks(self.parts(), self.start_record())
         return self._chunks
 
     def close(self) -> None:
@@ -184,18 +208,21 @@ class EventStreamResponse(StreamingHttpResponse):
         raise AttributeError("An event stream may never end: iterate over it instead of calling getvalue().")
 
 
-async def _async_chunks(parts: StreamParts) -> AsyncGenerator[bytes, None]:
+async def _async_chunks(parts: StreamParts, record: StreamRecord | None) -> AsyncGenerator[bytes, None]:
     # Every middleware has seen the response by now: the thread Django keeps for the request
     # (and its database connection) would only wait for the stream to end.
     bridge.release_request_thread()
     encoder, heartbeat = parts.encoder, parts.heartbeat
-    if parts.preamble:
-        yield parts.preamble  # the headers go out now (daphne sends none before a body)
     source: bridge.AsyncSource | None = None
+    ended_by: BaseException | None = None
     try:
+        if parts.preamble:
+            _count(record, 0, parts.preamble)
+            yield parts.preamble  # the headers go out now (daphne sends none before a body)
         source = bridge.async_source(parts.events)
         while (item := await source.get(heartbeat)) is not bridge.END:
             if item is bridge.IDLE:
+                _count(record, 0, HEARTBEAT)
                 yield HEARTBEAT
             else:
                 chunks = [encoder(item)]
@@ -207,34 +234,68 @@ async def _async_chunks(parts: StreamParts) -> AsyncGenerator[bytes, None]:
                         chunks.append(encoder(item))
                         size += len(chunks[-1])
                 except Exception:
-                    yield b"".join(chunks)  # what was taken before the failure still goes out
+                    body = b"".join(chunks)
+                    _count(record, len(chunks), body)
+                    yield body  # what was taken before the failure still goes out
                     raise
-                yield b"".join(chunks)
+                body = b"".join(chunks)
+                _count(record, len(chunks), body)
+                yield body
     except Exception as exc:
+        ended_by = exc
         stream_failed(parts.name, exc)  # and the response ends normally: the client reconnects
         if raise_failures.get():
             raise
+    except BaseException as exc:  # cancelled, or closed by the server: the client has gone
+        ended_by = exc
+        raise
     finally:
-        if source is not None:
-            await source.aclose()
+        try:
+            if source is not None:
+                await source.aclose()
+        finally:
+            if record is not None:
+                record.end(ended_by)
 
 
-def _sync_chunks(parts: StreamParts) -> Generator[bytes, None, None]:
-    if parts.preamble:
-        yield parts.preamble
+def _sync_chunks(parts: StreamParts, record: StreamRecord | None) -> Generator[bytes, None, None]:
     encoder, heartbeat = parts.encoder, parts.heartbeat
     source: bridge.SyncSource | None = None
+    ended_by: BaseException | None = None
     try:
+        if parts.preamble:
+            _count(record, 0, parts.preamble)
+            yield parts.preamble
         source = bridge.sync_source(parts.events)
         while (item := source.get(heartbeat)) is not bridge.END:
-            yield HEARTBEAT if item is bridge.IDLE else encoder(item)
+            if item is bridge.IDLE:
+                _count(record, 0, HEARTBEAT)
+                yield HEARTBEAT
+            else:
+                chunk = encoder(item)
+                _count(record, 1, chunk)
+                yield chunk
     except Exception as exc:
+        ended_by = exc
         stream_failed(parts.name, exc)
         if raise_failures.get():
             raise
+    except BaseException as exc:  # GeneratorExit: the server closed the response, the client has gone
+        ended_by = exc
+        raise
     finally:
-        if source is not None:
-            source.close()
+        try:
+            if source is not None:
+                source.close()
+        finally:
+            if record is not None:
+                record.end(ended_by)
+
+
+def _count(record: StreamRecord | None, events: int, body: bytes) -> None:
+    if record is not None:
+        record.events += events
+        record.bytes += len(body)
 
 
 def stream_failed(name: str, error: BaseException) -> None:

@@ -18,13 +18,20 @@ import time
 from types import FrameType
 from typing import Any
 
-__all__ = ["install"]
+__all__ = ["install", "stopping"]
 
 logger = logging.getLogger("django_sse")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: Longest wait, in seconds, for streams to end before the server's own handler runs.
 GRACE = 2.0
+
+_stopping = False
+
+
+def stopping() -> bool:
+    """Whether this process has been asked to stop (its streams are ending for that reason)."""
+    return _stopping
 
 
 def install() -> None:
@@ -41,6 +48,8 @@ def _chain(previous: Any) -> Any:
     def handler(signum: int, frame: FrameType | None) -> None:
         from .backends import close_backend, open_subscriptions
 
+        global _stopping
+        _stopping = True
         try:
             close_backend("server shutting down")
         except Exception:  # the server's own handler must run whatever happens here

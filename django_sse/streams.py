@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from . import bridge, history, shutdown
+from . import bridge, history, shutdown, stats
 from .backends import BaseBackend, get_backend
 from .bridge import END, NOT_READY, AsyncSource, Polled
 from .event import Event
@@ -81,6 +81,8 @@ class ChannelStream(AsyncSource):
         keys: Keys = (),
     ) -> None:
         super().__init__()
+        #: The channels it streams.
+        self.channels = tuple(channels)
         self._own = own
         self._keys = keys
         self._subscription: Subscription | None = None
@@ -126,6 +128,7 @@ class ChannelStream(AsyncSource):
         self._last_sent = position
         if plan.after is not None:
             self._last_sent = plan.after
+            stats.count("replays")
             # Batches bounded in bytes, kept as the stored text: each event is encoded only when
             # it is its turn, so a client that does not read holds about one batch.
             max_bytes = backend.settings.client_buffer_bytes // 2
@@ -134,6 +137,7 @@ class ChannelStream(AsyncSource):
                 batch, more = await bridge.call(
                     history.rows_after, channels, self._last_sent, _REPLAY_BATCH, max_bytes=max_bytes
                 )
+                stats.count("replayed_events", len(batch))
                 for row in batch:
                     yield history.to_event(row)
                 if batch:
@@ -141,6 +145,7 @@ class ChannelStream(AsyncSource):
                 del batch  # not held while the next batch is read
             return
         if last_event_id is not None:
+            stats.count("resets")
             yield Event(event=reset_event, data={"reason": plan.reason}, id=str(position))
         else:
             yield Event(id=str(position))  # sets the client's Last-Event-ID without firing an event
@@ -173,6 +178,11 @@ class ChannelStream(AsyncSource):
     def take_ready(self) -> Polled:
         return self._source.take_ready() if self._live else NOT_READY
 
+    @property
+    def end_reason(self) -> str | None:
+        """Why the stream ended itself (``"slow_client"``, ``"revoked"``...), or ``None``."""
+        return None if self._live_source is None else self._live_source.end_reason
+
     async def aclose(self) -> None:
         self._closed = True
         await super().aclose()
@@ -192,6 +202,8 @@ class _Live(AsyncSource):
         self._subscription = subscription
         self._last_sent = last_sent
         self.ended = False
+        #: Why the subscription failed (a ``CloseReason`` value), once it has.
+        self.end_reason: str | None = None
         subscription.on_ready = self.notify
 
     def poll(self) -> Polled:
@@ -204,8 +216,9 @@ class _Live(AsyncSource):
                     self._last_sent = position
                     return event
                 # At or below the last id sent: replayed already.
-        except (SlowClient, Closed):
+        except (SlowClient, Closed) as failure:
             self.ended = True
+            self.end_reason = failure.reason
             return END
         return NOT_READY
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views import View
 
-from . import bridge, limits
+from . import bridge, limits, signing
 from .channel_names import validate_channel
 from .conf import get_settings
 from .response import DEFAULT, EventStreamResponse
@@ -46,6 +47,11 @@ class EventStreamView(View):
     channels: Sequence[str] = ()
     #: The event type sent to a reconnecting client whose ``Last-Event-ID`` cannot be resumed.
     reset_event: str = "reset"
+    #: The query parameter that may carry a :func:`~django_sse.signing.sign_subscription` token;
+    #: ``None`` (the default) accepts no token.
+    subscription_token: str | None = None
+    #: The salt the token was signed with.
+    subscription_salt: str = signing.DEFAULT_SALT
 
     def stream(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Iterable[Any] | AsyncIterable[Any]:
         """Yield the view's own events. Required unless the view has channels.
@@ -82,19 +88,23 @@ class EventStreamView(View):
 
         By default the session's (:func:`~django_sse.revocation.session_key`, so
         that logging out ends the session's streams) and, for a logged-in user,
-        the user's (:func:`~django_sse.revocation.user_key`). A request without
-        a session cookie costs no query. May be ``async def``; a sync one runs
-        on a worker thread with the subscription.
+        the user's (:func:`~django_sse.revocation.user_key`), and the user's
+        of a subscription token signed for one. A request without a session
+        cookie costs no query. May be ``async def``; a sync one runs on a
+        worker thread with the subscription.
         """
+        keys = []
         session = getattr(request, "session", None)
         key = getattr(session, "session_key", None)
-        if not key:
-            return ()
-        keys = [session_key(key)]
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            keys.append(user_key(user))
-        return keys
+        if key:
+            keys.append(session_key(key))
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated:
+                keys.append(user_key(user))
+        token = getattr(request, "subscription", None)
+        if isinstance(token, signing.Subscription) and token.user_id is not None:
+            keys.append(user_key(SimpleNamespace(pk=token.user_id)))
+        return list(dict.fromkeys(keys))
 
     def initial_events(
         self, request: HttpRequest, *args: Any, **kwargs: Any
@@ -125,6 +135,15 @@ class EventStreamView(View):
         """Answer with an :class:`~django_sse.EventStreamResponse`, or 204/400/403/503."""
         if (refused := limits.refusal(retry=self._retry())) is not None:
             return refused
+        subscription = None
+        if self.subscription_token is not None:
+            token = request.GET.get(self.subscription_token)
+            if token is not None:
+                try:
+                    subscription = signing.verify_subscription(token, salt=self.subscription_salt)
+                except signing.SubscriptionTokenError as exc:
+                    return HttpResponseForbidden(str(exc), content_type="text/plain")
+            request.subscription = subscription  # type: ignore[attr-defined]
         names = await self._hook("get_channels", request, *args, **kwargs)
         if isinstance(names, (str, bytes)):
             raise TypeError(f"{type(self).__name__}: channels must be a list of names, not {names!r}.")
@@ -144,6 +163,12 @@ class EventStreamView(View):
                 validate_channel(channel)
             except ValueError as exc:
                 return HttpResponseBadRequest(str(exc), content_type="text/plain")
+        if subscription is not None:
+            for channel in channels:
+                if channel not in subscription.channels:
+                    return HttpResponseForbidden(
+                        f"Token does not grant channel {channel!r}.", content_type="text/plain"
+                    )
         denied = await self._denied_channel(request, channels)
         if denied is not None:
             return HttpResponseForbidden(f"You may not read channel {denied!r}.", content_type="text/plain")
@@ -211,6 +236,8 @@ class EventStreamView(View):
             return refused
         response = EventStreamResponse(events, retry=self.retry, heartbeat=self.heartbeat)
         response.stream_name = f"{type(self).__module__}.{type(self).__qualname__}"
+        response.stream_view = type(self)  # the signals' sender (django_sse.signals)
+        response.stream_request = self.request
         return response
 
     def _retry(self) -> int | None:

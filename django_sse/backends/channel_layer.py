@@ -32,7 +32,7 @@ from ..bridge import THREAD_PREFIX
 from ..conf import SSESettings
 from ..event import Event
 from ..exceptions import PublishError
-from ..fanout import REVOCATION_CHANNEL, Closed, Subscription
+from ..fanout import REVOCATION_CHANNEL, Subscription, Unavailable
 from ..models import StoredEvent
 from . import wakeup
 from .base import BaseBackend
@@ -152,7 +152,7 @@ class ChannelLayerBackend(BaseBackend):
         position = self.dispatcher.add(subscription)
         if not self.available:
             # It ends after its replay; the client comes back after `retry` and replays again.
-            loop.call_soon_threadsafe(subscription._fail, Closed("channel layer unavailable"))
+            loop.call_soon_threadsafe(subscription._fail, Unavailable("channel layer unavailable"))
         self.dispatcher.wake()  # read what was committed while the groups were being joined
         return subscription, position
 
@@ -256,4 +256,4 @@ class ChannelLayerBackend(BaseBackend):
             self._down_since = time.monotonic()
             self.outages += 1
             logger.warning("django-sse: the channel layer is unavailable (%r); ending channel streams", exc)
-        self.hub.close_all("channel layer unavailable")
+        self.hub.close_all("channel layer unavailable", Unavailable)

@@ -32,7 +32,7 @@ from ..bridge import THREAD_PREFIX
 from ..conf import SSESettings
 from ..event import Event
 from ..exceptions import PublishError
-from ..fanout import Closed, Subscription
+from ..fanout import Subscription, Unavailable
 from ..models import StoredEvent
 from . import wakeup
 from .base import BaseBackend
@@ -105,7 +105,7 @@ class PostgresBackend(BaseBackend):
         position = self.dispatcher.add(subscription)
         if not self.available:
             # It ends after its replay; the client comes back after `retry` and replays again.
-            loop.call_soon_threadsafe(subscription._fail, Closed(UNAVAILABLE))
+            loop.call_soon_threadsafe(subscription._fail, Unavailable(UNAVAILABLE))
         return subscription, position
 
     def stop(self) -> None:
@@ -172,4 +172,4 @@ class PostgresBackend(BaseBackend):
             logger.warning(
                 "django-sse: the PostgreSQL listener is unavailable (%s); ending channel streams", exc
             )
-        self.hub.close_all(UNAVAILABLE)
+        self.hub.close_all(UNAVAILABLE, Unavailable)
