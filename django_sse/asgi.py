@@ -31,9 +31,9 @@ from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.http.response import HttpResponseBase
 
 from . import bridge
+from .delivery.records import CloseReason, StreamRecord
 from .event import HEARTBEAT
 from .response import BATCH_BYTES, EventStreamResponse, stream_failed
-from .stats import CloseReason, StreamRecord
 
 __all__ = ["ASGIHandler", "get_asgi_application"]
 

@@ -127,8 +127,6 @@ def get_settings() -> SSESettings:
 
 @receiver(setting_changed)
 def _clear_cache(*, setting: str, **kwargs: Any) -> None:
+    # The backend, made with the old settings, is reset by its own receiver (backends/__init__.py).
     if setting == SETTING_NAME:
         get_settings.cache_clear()
-        from .backends import reset_backend
-
-        reset_backend()

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
-from . import stats
+from .delivery import records
 from .event import Event
 
 __all__ = ["REVOCATION_CHANNEL", "Closed", "Hub", "Revoked", "SlowClient", "Subscription", "Unavailable"]
@@ -226,7 +226,7 @@ class Hub:
                         deliveries[subscription] = (mine, _size(mine))
         # Handed over by the publish() that is running here (this process's own event): the first
         # stream to have it in its buffer tells the latency (django_sse.stats).
-        first = _FirstDelivery(stats.current_publish())
+        first = _FirstDelivery(records.current_publish())
         for loop, deliveries in per_loop.items():
             try:
                 loop.call_soon_threadsafe(_put_all, deliveries, first)
@@ -290,6 +290,6 @@ class _FirstDelivery:
 def _put_all(deliveries: dict[Subscription, tuple[list[_Entry], int]], first: _FirstDelivery) -> None:
     if first.started is not None:  # before the events are let go: they may be read at once
         started, first.started = first.started, None
-        stats.observe_latency(started)
+        records.observe_latency(started)
     for subscription, (entries, size) in deliveries.items():
         subscription._put(entries, size)

@@ -9,10 +9,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from . import history, signals, stats
+from . import history, signals
 from .backends import get_backend
 from .channel_names import validate_channel
 from .conf import get_settings
+from .delivery import records
 from .event import Event
 
 __all__ = ["apublish", "prune_history", "publish"]
@@ -38,12 +39,12 @@ def publish(channel: str, data: Any, *, event: str | None = None) -> Event:
     Callable from any sync code: views, signals, commands, threads. Inside
     a transaction, streams see the event once the transaction commits.
     """
-    started = stats.publish_started()  # the latency histogram counts from here
+    started = records.publish_started()  # the latency histogram counts from here
     try:
         published = _publish(channel, data, event)
     finally:
-        stats.publish_ended(started)
-    stats.count("published")
+        records.publish_ended(started)
+    records.count("published")
     signals.send(signals.event_published, type(get_backend()), channel=channel, event=published)
     return published
 

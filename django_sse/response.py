@@ -19,9 +19,9 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from . import bridge
 from .conf import get_settings
+from .delivery.records import StreamRecord
 from .event import HEARTBEAT, encode, encode_comment, encode_retry
 from .limits import StreamSlot
-from .stats import StreamRecord
 
 __all__ = ["DEFAULT", "EventStreamResponse", "StreamParts", "stream_failed"]
 

@@ -18,20 +18,13 @@ import time
 from types import FrameType
 from typing import Any
 
-__all__ = ["install", "stopping"]
+__all__ = ["install"]
 
 logger = logging.getLogger("django_sse")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: Longest wait, in seconds, for streams to end before the server's own handler runs.
 GRACE = 2.0
-
-_stopping = False
-
-
-def stopping() -> bool:
-    """Whether this process has been asked to stop (its streams are ending for that reason)."""
-    return _stopping
 
 
 def install() -> None:
@@ -47,9 +40,9 @@ def install() -> None:
 def _chain(previous: Any) -> Any:
     def handler(signum: int, frame: FrameType | None) -> None:
         from .backends import close_backend, open_subscriptions
+        from .delivery.records import mark_stopping
 
-        global _stopping
-        _stopping = True
+        mark_stopping()  # streams that end now end for "shutdown"
         try:
             close_backend("server shutting down")
         except Exception:  # the server's own handler must run whatever happens here

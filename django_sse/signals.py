@@ -32,7 +32,7 @@ __all__ = ["event_published", "stream_closed", "stream_opened"]
 stream_opened = Signal()
 
 #: A stream has ended. As :data:`stream_opened`, plus ``reason`` (a
-#: :class:`~django_sse.stats.CloseReason`, which compares equal to its value: ``"ended"``,
+#: :class:`~django_sse.delivery.records.CloseReason`, which compares equal to its value: ``"ended"``,
 #: ``"client_left"``, ``"slow_client"``, ``"revoked"``, ``"shutdown"``, ``"unavailable"``,
 #: ``"error"``, ``"limit"``), ``events`` and ``bytes`` (what it handed to the server) and
 #: ``duration`` (seconds).

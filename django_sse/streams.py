@@ -20,9 +20,10 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from . import bridge, history, shutdown, stats
+from . import bridge, history, shutdown
 from .backends import BaseBackend, get_backend
 from .bridge import END, NOT_READY, AsyncSource, Polled
+from .delivery import records
 from .event import Event
 from .fanout import Closed, SlowClient, Subscription
 
@@ -128,7 +129,7 @@ class ChannelStream(AsyncSource):
         self._last_sent = position
         if plan.after is not None:
             self._last_sent = plan.after
-            stats.count("replays")
+            records.count("replays")
             # Batches bounded in bytes, kept as the stored text: each event is encoded only when
             # it is its turn, so a client that does not read holds about one batch.
             max_bytes = backend.settings.client_buffer_bytes // 2
@@ -137,7 +138,7 @@ class ChannelStream(AsyncSource):
                 batch, more = await bridge.call(
                     history.rows_after, channels, self._last_sent, _REPLAY_BATCH, max_bytes=max_bytes
                 )
-                stats.count("replayed_events", len(batch))
+                records.count("replayed_events", len(batch))
                 for row in batch:
                     yield history.to_event(row)
                 if batch:
@@ -145,7 +146,7 @@ class ChannelStream(AsyncSource):
                 del batch  # not held while the next batch is read
             return
         if last_event_id is not None:
-            stats.count("resets")
+            records.count("resets")
             yield Event(event=reset_event, data={"reason": plan.reason}, id=str(position))
         else:
             yield Event(id=str(position))  # sets the client's Last-Event-ID without firing an event

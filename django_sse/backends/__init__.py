@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from ..conf import get_settings
+from ..conf import SETTING_NAME, get_settings
 from .base import BaseBackend
 
 __all__ = ["BaseBackend", "close_backend", "get_backend", "open_subscriptions", "reset_backend"]
@@ -38,6 +41,12 @@ def open_subscriptions() -> int:
     with _lock:
         backend = _backend
     return 0 if backend is None else len(backend.hub)
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        reset_backend()  # the next get_backend() makes one with the new settings
 
 
 def reset_backend() -> None:
