@@ -45,12 +45,15 @@ import inspect
 import queue
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.db import close_old_connections, connections
 
 from .event import Event
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 __all__ = [
     "END",
@@ -58,7 +61,7 @@ __all__ = [
     "NOT_READY",
     "THREAD_PREFIX",
     "AsyncSource",
-    "Signal",
+    "Marker",
     "SyncSource",
     "ThreadLimitReached",
     "async_source",
@@ -77,7 +80,7 @@ T = TypeVar("T")
 THREAD_PREFIX = "django-sse"
 
 
-class Signal(enum.Enum):
+class Marker(enum.Enum):
     """What the protocol's methods return instead of an item."""
 
     #: ``get()``: no item within the timeout.
@@ -88,9 +91,9 @@ class Signal(enum.Enum):
     NOT_READY = "not ready"
 
 
-IDLE: Final = Signal.IDLE
-END: Final = Signal.END
-NOT_READY: Final = Signal.NOT_READY
+IDLE: Final = Marker.IDLE
+END: Final = Marker.END
+NOT_READY: Final = Marker.NOT_READY
 
 #: What ``poll()`` returns: an item, ``NOT_READY`` or ``END``.
 Polled = Any
@@ -98,8 +101,11 @@ Polled = Any
 Got = Any
 
 
-def is_async_iterable(source: object) -> bool:
-    """True for async iterables; Django's rule too (an object that is both counts as sync)."""
+def is_async_iterable(source: object) -> TypeIs[AsyncIterable[Any]]:
+    """True for async iterables; Django's rule too (an object that is both counts as sync).
+
+    Narrows the type either way: ``False`` means an ``Iterable`` for the streams here.
+    """
     return not hasattr(source, "__iter__") and hasattr(source, "__aiter__")
 
 
@@ -203,7 +209,7 @@ class AsyncSource:
     """
 
     def __init__(self) -> None:
-        self._waiter: asyncio.Future[Signal | None] | None = None
+        self._waiter: asyncio.Future[Marker | None] | None = None
         self._deadline: float | None = None  # loop time at which the current wait returns IDLE
         self._timer: asyncio.Handle | None = None
         # When the timer fires. Kept here: uvloop's call_at() returns a plain Handle, with no
@@ -387,7 +393,7 @@ def sync_stream_threads() -> int:
     return _stream_threads
 
 
-def _take_stream_thread() -> None:
+def _claim_stream_thread() -> None:
     global _stream_threads
     from .conf import get_settings
 
@@ -398,7 +404,7 @@ def _take_stream_thread() -> None:
         _stream_threads += 1
 
 
-def _give_stream_thread() -> None:
+def _release_stream_thread() -> None:
     global _stream_threads
     with _stream_threads_lock:
         _stream_threads -= 1
@@ -414,7 +420,7 @@ class _Worker:
     """
 
     def __init__(self, iterable: Iterable[Any]) -> None:
-        _take_stream_thread()
+        _claim_stream_thread()
         try:
             self._iterator = iter(iterable)
             self._requests: queue.SimpleQueue[concurrent.futures.Future[Any] | None] = queue.SimpleQueue()
@@ -423,7 +429,7 @@ class _Worker:
                 target=context.run, args=(self._run,), name=f"{THREAD_PREFIX}-sync", daemon=True
             ).start()
         except BaseException:
-            _give_stream_thread()
+            _release_stream_thread()
             raise
 
     def request(self) -> concurrent.futures.Future[Any]:
@@ -451,7 +457,7 @@ class _Worker:
                     close()
             finally:
                 connections.close_all()
-                _give_stream_thread()
+                _release_stream_thread()
 
 
 class _SyncInAsync(AsyncSource):
@@ -523,8 +529,8 @@ def async_source(iterable: Iterable[Any] | AsyncIterable[Any]) -> AsyncSource:
     if isinstance(iterable, AsyncSource):
         return iterable
     if is_async_iterable(iterable):
-        return _NativeAsync(iterable)  # type: ignore[arg-type]
-    return _SyncInAsync(iterable)  # type: ignore[arg-type]
+        return _NativeAsync(iterable)
+    return _SyncInAsync(iterable)
 
 
 def merge(*iterables: Iterable[Any] | AsyncIterable[Any]) -> AsyncSource:
@@ -605,5 +611,5 @@ class _AsyncInThread(SyncSource):
 def sync_source(iterable: Iterable[Any] | AsyncIterable[Any]) -> SyncSource:
     """Wrap a sync or async iterable for a sync consumer."""
     if is_async_iterable(iterable):
-        return _AsyncInThread(iterable)  # type: ignore[arg-type]
-    return _SyncInThread(iterable)  # type: ignore[arg-type]
+        return _AsyncInThread(iterable)
+    return _SyncInThread(iterable)

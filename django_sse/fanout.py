@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import json
 import logging
 import threading
@@ -86,7 +85,7 @@ class Subscription:
         self._bytes = 0  # encoded size of the events in _buffer
         self._failure: Exception | None = None
 
-    def take(self) -> _Entry | None:
+    def pop(self) -> _Entry | None:
         """The next event with its id as an int, or ``None`` if none is waiting.
 
         Raises ``SlowClient`` or ``Closed`` when the stream must end.
@@ -98,14 +97,6 @@ class Subscription:
         if self._failure is not None:
             raise self._failure
         return None
-
-    async def get(self) -> Event:
-        """The next event; raises ``SlowClient`` or ``Closed`` when the stream must end."""
-        while (entry := self.take()) is None:
-            ready: asyncio.Future[None] = self.loop.create_future()
-            self.on_ready = functools.partial(_resolve, ready)
-            await ready
-        return entry[1]
 
     def close(self) -> None:
         """Stop receiving events (idempotent)."""
@@ -129,19 +120,14 @@ class Subscription:
     def _overflow(self, reason: str) -> None:
         self._buffer.clear()  # free the memory now; the client replays from history
         self._bytes = 0
-        self._fail(SlowClient(reason))
+        self.end(SlowClient(reason))
         self.hub.count_slow_client(self)
 
-    def _fail(self, failure: Exception) -> None:
+    def end(self, failure: Exception) -> None:
         if self._failure is None:
             self._failure = failure
         if self.on_ready is not None:
             self.on_ready()
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class Hub:
@@ -248,7 +234,7 @@ class Hub:
         for subscription in matched:
             self.remove(subscription)  # now, so that no later event reaches it
             with contextlib.suppress(RuntimeError):  # a closed loop: that stream has ended
-                subscription.loop.call_soon_threadsafe(subscription._fail, Revoked(channel, key))
+                subscription.loop.call_soon_threadsafe(subscription.end, Revoked(channel, key))
         if matched:
             logger.info(
                 "django-sse: ended %d stream(s) (revoked: channel=%r, key=%r)", len(matched), channel, key
@@ -260,7 +246,7 @@ class Hub:
             subscriptions = set(self._all)
         for subscription in subscriptions:
             try:
-                subscription.loop.call_soon_threadsafe(subscription._fail, failure(reason))
+                subscription.loop.call_soon_threadsafe(subscription.end, failure(reason))
             except RuntimeError:
                 self.remove(subscription)
 

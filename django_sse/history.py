@@ -228,5 +228,5 @@ def prune(*, max_events: int | None, max_age: datetime.timedelta | None) -> int:
         cutoff = max(cutoff, old.aggregate(newest=Max("id"))["newest"] or 0)
     if not cutoff:
         return 0
-    deleted, _ = StoredEvent.objects.filter(id__lte=cutoff).delete()
+    deleted: int = StoredEvent.objects.filter(id__lte=cutoff).delete()[0]
     return deleted

@@ -2,7 +2,7 @@
 
 :func:`sign_subscription` makes a token naming some channels, an expiry and
 optionally a user, signed with ``SECRET_KEY`` (``django.core.signing``);
-:func:`verify_subscription` checks it and returns a :class:`Subscription`.
+:func:`verify_subscription` checks it and returns a :class:`SignedSubscription`.
 An :class:`~django_sse.EventStreamView` with ``subscription_token`` set
 accepts one in a query parameter (see :doc:`/cross-origin`).
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SALT",
     "MAX_TOKEN_LENGTH",
-    "Subscription",
+    "SignedSubscription",
     "SubscriptionTokenError",
     "sign_subscription",
     "verify_subscription",
@@ -71,7 +71,7 @@ class SubscriptionTokenError(ValueError):
 
 
 @dataclass(frozen=True)
-class Subscription:
+class SignedSubscription:
     """What a verified token grants."""
 
     #: The channels the token grants, in the order they were signed, each once.
@@ -96,7 +96,7 @@ def sign_subscription(
     """A URL-safe token granting ``channels`` for ``expires_in`` seconds (or a ``timedelta``).
 
     ``user`` (a user, or a primary key) is recorded in the token as
-    :attr:`Subscription.user_id`, for the view's ``has_channel_permission()``;
+    :attr:`SignedSubscription.user_id`, for the view's ``has_channel_permission()``;
     it does not log anyone in. Raises ``ValueError`` for an invalid channel
     name, no channel at all, a ``str`` instead of a list, an expiry that is
     not a finite number, or a user without a primary key (unsaved or
@@ -119,8 +119,8 @@ def sign_subscription(
     return signing.Signer(salt=salt).sign_object(payload, compress=True)
 
 
-def verify_subscription(token: str, *, salt: str = DEFAULT_SALT) -> Subscription:
-    """The :class:`Subscription` that ``token`` grants; raises :class:`SubscriptionTokenError` if none.
+def verify_subscription(token: str, *, salt: str = DEFAULT_SALT) -> SignedSubscription:
+    """The :class:`SignedSubscription` that ``token`` grants; raises :class:`SubscriptionTokenError` if none.
 
     The signature is checked first (``"tampered"``), then the expiry
     (``"expired"``). Anything that is not a token of
@@ -158,8 +158,8 @@ def _user_id(user: object) -> str | None:
     return user_id
 
 
-def _subscription(payload: object) -> Subscription | None:
-    """The Subscription of a signed payload, or None if it is not one of ours."""
+def _subscription(payload: object) -> SignedSubscription | None:
+    """The SignedSubscription of a signed payload, or None if it is not one of ours."""
     if not isinstance(payload, dict):
         return None
     channels, expires, user_id = payload.get("c"), payload.get("e"), payload.get("u")
@@ -177,4 +177,4 @@ def _subscription(payload: object) -> Subscription | None:
         when = datetime.datetime.fromtimestamp(expires, tz=datetime.timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
-    return Subscription(channels=names, expires=when, user_id=user_id)
+    return SignedSubscription(channels=names, expires=when, user_id=user_id)

@@ -38,7 +38,7 @@ Keys = Iterable[str] | Callable[[], Iterable[str]]
 Initial = Callable[[], Awaitable[Iterable[Any] | AsyncIterable[Any]]]
 
 
-def _own(item: Any) -> Any:
+def _checked_own(item: Any) -> Any:
     if isinstance(item, Event) and item.id is not None:
         raise ValueError(
             "In a stream with channels, ids are the channels' positions: an event of the view's own "
@@ -153,23 +153,25 @@ class ChannelStream(AsyncSource):
         if initial is not None:
             events = await initial()
             if bridge.is_async_iterable(events):
-                async for item in events:  # type: ignore[union-attr]
-                    yield _own(item)
+                async for item in events:
+                    yield _checked_own(item)
             else:
                 # A snapshot: read to its end on a worker thread, not a thread of its own per stream.
-                for item in await bridge.call(list, events):  # type: ignore[arg-type]
-                    yield _own(item)
+                for item in await bridge.call(list, events):
+                    yield _checked_own(item)
 
     def poll(self) -> Polled:
         item = self._source.poll()
         if item is END and not self._live:
-            # The head is done: live events from now on. Only they have ids (_Own refuses them on
+            # The head is done: live events from now on. Only they have ids (_OwnEvents refuses them on
             # the view's own events).
             assert self._subscription is not None
             self._live = True
             self._live_source = _Live(self._subscription, self._last_sent)
             own = self._own
-            self._source = self._live_source if own is None else bridge.merge(self._live_source, _Own(own))
+            self._source = (
+                self._live_source if own is None else bridge.merge(self._live_source, _OwnEvents(own))
+            )
             self._source.attach(self)
             item = self._source.poll()
         if self._live_source is not None and self._live_source.ended:
@@ -209,7 +211,7 @@ class _Live(AsyncSource):
 
     def poll(self) -> Polled:
         try:
-            while (entry := self._subscription.take()) is not None:
+            while (entry := self._subscription.pop()) is not None:
                 position, event = entry
                 if position is None:
                     return event
@@ -228,7 +230,7 @@ class _Live(AsyncSource):
         return NOT_READY if item is END else item  # the next get() ends the stream
 
 
-class _Own(AsyncSource):
+class _OwnEvents(AsyncSource):
     """The view's own events, which must have no id: ids are the channels' positions."""
 
     def __init__(self, iterable: Iterable[Any] | AsyncIterable[Any]) -> None:
@@ -237,10 +239,10 @@ class _Own(AsyncSource):
         self._source.attach(self)
 
     def poll(self) -> Polled:
-        return _own(self._source.poll())
+        return _checked_own(self._source.poll())
 
     def take_ready(self) -> Polled:
-        return _own(self._source.take_ready())
+        return _checked_own(self._source.take_ready())
 
     async def aclose(self) -> None:
         await super().aclose()

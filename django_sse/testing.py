@@ -30,7 +30,7 @@ class _Reader:
     def time_left(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
 
-    def take(self, item: Any) -> None:
+    def feed(self, item: Any) -> None:
         if item is bridge.IDLE:
             raise TimeoutError(f"{len(self.events)} of {self.count} events arrived within {self.timeout} s")
         if item is bridge.END:
@@ -75,7 +75,7 @@ def read_events(response: Any, count: int, *, timeout: float = 5.0) -> list[Even
         source = bridge.sync_source(events)
         try:
             while reader.wanted():
-                reader.take(source.get(reader.time_left()))
+                reader.feed(source.get(reader.time_left()))
         finally:
             source.close()
             _close(response)
@@ -92,7 +92,7 @@ async def aread_events(response: Any, count: int, *, timeout: float = 5.0) -> li
         source = bridge.async_source(events)
         try:
             while reader.wanted():
-                reader.take(await source.get(reader.time_left()))
+                reader.feed(await source.get(reader.time_left()))
         finally:
             await source.aclose()
             await sync_to_async(_close)(response)

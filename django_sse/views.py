@@ -102,7 +102,7 @@ class EventStreamView(View):
             if user is not None and user.is_authenticated:
                 keys.append(user_key(user))
         token = getattr(request, "subscription", None)
-        if isinstance(token, signing.Subscription) and token.user_id is not None:
+        if isinstance(token, signing.SignedSubscription) and token.user_id is not None:
             keys.append(user_key(SimpleNamespace(pk=token.user_id)))
         return list(dict.fromkeys(keys))
 

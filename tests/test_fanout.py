@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from unittest.mock import ANY
 
@@ -8,6 +9,20 @@ import pytest
 
 from django_sse import Event
 from django_sse.fanout import REVOCATION_CHANNEL, Closed, Hub, Revoked, SlowClient, Subscription
+
+
+def _wake(future):
+    if not future.done():
+        future.set_result(None)
+
+
+async def next_event(subscription):
+    """The subscription's next event, as a stream's reader takes it (woken by on_ready)."""
+    while (entry := subscription.pop()) is None:
+        ready = subscription.loop.create_future()
+        subscription.on_ready = functools.partial(_wake, ready)
+        await ready
+    return entry[1]
 
 
 def run(coro):
@@ -27,8 +42,8 @@ def test_delivery_from_another_thread_in_order_to_the_right_subscribers():
             ("c", Event(data="3", id="3")),
         ]
         threading.Thread(target=hub.deliver, args=(events,)).start()
-        got_a = await asyncio.wait_for(a.get(), 5)
-        got_ab = [await asyncio.wait_for(ab.get(), 5) for _ in range(2)]
+        got_a = await asyncio.wait_for(next_event(a), 5)
+        got_ab = [await asyncio.wait_for(next_event(ab), 5) for _ in range(2)]
         return got_a.id, [e.id for e in got_ab], hub.channels()
 
     assert run(main()) == ("1", ["1", "2"], {"a", "b"})
@@ -43,7 +58,7 @@ def test_same_event_object_for_every_subscriber():
             hub.add(s)
         event = Event(data="x", id="1")
         hub.deliver([("a", event)])
-        return [await s.get() for s in subs], event
+        return [await next_event(s) for s in subs], event
 
     got, event = run(main())
     assert all(e is event for e in got)
@@ -59,8 +74,13 @@ def test_overflow_ends_only_that_subscription_frees_its_buffer_and_is_counted():
         hub.deliver([("a", Event(data=str(i), id=str(i + 1))) for i in range(5)])
         await asyncio.sleep(0)
         with pytest.raises(SlowClient):
-            await slow.get()
-        return [(await fine.get()).data for _ in range(5)], hub.slow_clients, len(hub), len(slow._buffer)
+            await next_event(slow)
+        return (
+            [(await next_event(fine)).data for _ in range(5)],
+            hub.slow_clients,
+            len(hub),
+            len(slow._buffer),
+        )
 
     assert run(main()) == (["0", "1", "2", "3", "4"], 1, 1, 0)
 
@@ -72,7 +92,7 @@ def test_close_all_ends_streams():
         hub.add(sub)
         hub.close_all("bye")
         with pytest.raises(Closed, match="bye"):
-            await asyncio.wait_for(sub.get(), 5)
+            await asyncio.wait_for(next_event(sub), 5)
 
     run(main())
 
@@ -118,7 +138,7 @@ def test_events_are_buffered_with_their_ids_as_ints_in_batch_order_per_subscribe
 
         def drain(s):
             taken = []
-            while (entry := s.take()) is not None:
+            while (entry := s.pop()) is not None:
                 taken.append(entry)
             return taken
 
@@ -147,9 +167,9 @@ def test_on_ready_is_called_on_the_loop_for_events_and_for_the_end():
         await asyncio.wait_for(called.wait(), 5)
         hub.close_all("bye")
         await asyncio.sleep(0.01)
-        assert sub.take() == (1, Event(data="x", id="1"))
+        assert sub.pop() == (1, Event(data="x", id="1"))
         with pytest.raises(Closed):
-            sub.take()
+            sub.pop()
         return calls
 
     assert run(main()) == [threading.current_thread()] * 2
@@ -166,7 +186,7 @@ def test_a_buffer_over_its_bytes_ends_the_stream_but_one_event_of_any_size_goes_
         hub.deliver([("a", Event(data="x" * 400, id=str(i + 1))) for i in range(2)])
         hub.deliver([("b", Event(data="y" * 5000, id="3"))])
         await asyncio.sleep(0)
-        assert [small.take(), small.take(), lone.take()] == [  # 2 x ~410 bytes fit; one larger alone too
+        assert [small.pop(), small.pop(), lone.pop()] == [  # 2 x ~410 bytes fit; one larger alone too
             (1, ANY),
             (2, ANY),
             (3, ANY),
@@ -174,7 +194,7 @@ def test_a_buffer_over_its_bytes_ends_the_stream_but_one_event_of_any_size_goes_
         hub.deliver([("a", Event(data="x" * 400, id=str(i + 4))) for i in range(3)])
         await asyncio.sleep(0)
         with pytest.raises(SlowClient, match="1000 bytes"):
-            small.take()
+            small.pop()
         return len(hub), hub.slow_clients
 
     assert run(main()) == (1, 1)
@@ -191,8 +211,8 @@ def test_taking_events_gives_their_bytes_back():
                 [("a", Event(data="x" * 400, id=str(2 * i + 1))), ("a", Event(data="x", id=str(2 * i + 2)))]
             )
             await asyncio.sleep(0)
-            assert sub.take() is not None and sub.take() is not None
-        return sub.take(), hub.slow_clients
+            assert sub.pop() is not None and sub.pop() is not None
+        return sub.pop(), hub.slow_clients
 
     assert run(main()) == (None, 0)
 
@@ -221,7 +241,7 @@ def test_a_revocation_ends_matching_streams_after_the_events_before_it_and_befor
         got: dict[str, list[object]] = {name: [] for name in ("alice", "bob", "alice_elsewhere")}
         for name, sub in (("alice", alice), ("bob", bob), ("alice_elsewhere", alice_elsewhere)):
             try:
-                while (entry := sub.take()) is not None:
+                while (entry := sub.pop()) is not None:
                     got[name].append(entry[1].data)
             except Revoked as exc:
                 got[name].append(f"revoked {exc.channel} {exc.key}")
@@ -254,7 +274,7 @@ def test_a_revocation_by_key_alone_or_channel_alone():
         ended = set()
         for name, sub in subs.items():
             try:
-                sub.take()
+                sub.pop()
             except Revoked:
                 ended.add(name)
         return ended, len(hub)
@@ -269,7 +289,7 @@ def test_a_malformed_revocation_is_logged_and_ends_nothing(caplog):
         hub.add(sub)
         hub.deliver([(REVOCATION_CHANNEL, Event(data="not json", id="5")), ("a", Event(data="x", id="6"))])
         await asyncio.sleep(0)
-        entry = sub.take()
+        entry = sub.pop()
         return entry and entry[1].data
 
     assert run(main()) == "x"

@@ -21,7 +21,7 @@ from django_sse import EventStreamView, publish, revoke, signing
 from django_sse.revocation import user_key
 from django_sse.signing import (
     MAX_TOKEN_LENGTH,
-    Subscription,
+    SignedSubscription,
     SubscriptionTokenError,
     sign_subscription,
     verify_subscription,
@@ -380,7 +380,7 @@ def keys(request) -> list[str]:
 
 def test_the_revocation_keys_include_the_tokens_user():
     request = RequestFactory().get("/")
-    request.subscription = Subscription(("a",), datetime.datetime.now(datetime.timezone.utc), "7")  # type: ignore[attr-defined]
+    request.subscription = SignedSubscription(("a",), datetime.datetime.now(datetime.timezone.utc), "7")  # type: ignore[attr-defined]
     assert keys(request) == [user_key(SimpleNamespace(pk=7))]
     request.subscription = None  # type: ignore[attr-defined]
     assert keys(request) == []

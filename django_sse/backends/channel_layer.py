@@ -152,7 +152,7 @@ class ChannelLayerBackend(BaseBackend):
         position = self.dispatcher.add(subscription)
         if not self.available:
             # It ends after its replay; the client comes back after `retry` and replays again.
-            loop.call_soon_threadsafe(subscription._fail, Unavailable("channel layer unavailable"))
+            loop.call_soon_threadsafe(subscription.end, Unavailable("channel layer unavailable"))
         self.dispatcher.wake()  # read what was committed while the groups were being joined
         return subscription, position
 

@@ -105,7 +105,7 @@ class PostgresBackend(BaseBackend):
         position = self.dispatcher.add(subscription)
         if not self.available:
             # It ends after its replay; the client comes back after `retry` and replays again.
-            loop.call_soon_threadsafe(subscription._fail, Unavailable(UNAVAILABLE))
+            loop.call_soon_threadsafe(subscription.end, Unavailable(UNAVAILABLE))
         return subscription, position
 
     def stop(self) -> None:
