@@ -74,7 +74,7 @@ async def run_row(kind: str, streams: int, events: int, burst: int) -> float:
     from django_sse import Event, EventStreamResponse
     from django_sse.asgi import ASGIHandler
     from django_sse.backends import get_backend, reset_backend
-    from django_sse.streams import channel_stream
+    from django_sse.delivery.channel_stream import channel_stream
 
     counter = Counter()
     queues: list[asyncio.Queue[Any]] = []

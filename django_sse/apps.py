@@ -14,7 +14,7 @@ class DjangoSSEConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
-        from .shutdown import install
+        from .delivery.shutdown import install
 
         install()
         if importlib.util.find_spec("prometheus_client") is not None:

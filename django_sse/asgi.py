@@ -30,7 +30,7 @@ import django
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.http.response import HttpResponseBase
 
-from . import bridge
+from .delivery import bridge
 from .delivery.records import CloseReason, StreamRecord
 from .event import HEARTBEAT
 from .response import BATCH_BYTES, EventStreamResponse, stream_failed

@@ -21,8 +21,9 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 
-from . import __version__, bridge
+from . import __version__
 from .conf import SETTING_NAME, get_settings
+from .delivery import bridge
 from .event import Event
 from .history import parse_last_event_id
 from .response import DEFAULT, EventStreamResponse

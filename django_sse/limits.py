@@ -17,8 +17,8 @@ import weakref
 
 from django.http import HttpResponse
 
-from . import bridge
 from .conf import get_settings
+from .delivery import bridge
 
 __all__ = ["StreamSlot", "open_streams", "refusal", "refused_streams"]
 

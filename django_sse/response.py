@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
-from . import bridge
 from .conf import get_settings
+from .delivery import bridge
 from .delivery.records import StreamRecord
 from .event import HEARTBEAT, encode, encode_comment, encode_retry
 from .limits import StreamSlot

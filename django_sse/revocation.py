@@ -19,9 +19,9 @@ from . import history
 from .backends import get_backend
 from .channel_names import validate_channel
 from .conf import get_settings
+from .delivery.hub import REVOCATION_CHANNEL
 from .event import Event
 from .exceptions import PublishError
-from .fanout import REVOCATION_CHANNEL
 
 __all__ = ["arevoke", "revoke", "revoke_session_on_logout", "session_key", "user_key"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from . import bridge, limits
+from . import limits
 from .backends import open_subscriptions
-from .delivery import records
+from .delivery import bridge, records
 from .delivery.records import LATENCY_BUCKETS, CloseReason
 
 __all__ = ["LATENCY_BUCKETS", "CloseReason", "Histogram", "Stats", "get_stats", "reset_stats"]

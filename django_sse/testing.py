@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.core.signals import request_finished
 from django.db import close_old_connections
 
-from . import bridge
+from .delivery import bridge
 from .event import Event, EventParser, encode
 from .response import EventStreamResponse, raise_failures
 

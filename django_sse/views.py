@@ -12,12 +12,13 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views import View
 
-from . import bridge, limits, signing
+from . import limits, signing
 from .channel_names import validate_channel
 from .conf import get_settings
+from .delivery import bridge
+from .delivery.channel_stream import channel_stream
 from .response import DEFAULT, EventStreamResponse
 from .revocation import session_key, user_key
-from .streams import channel_stream
 
 __all__ = ["EventStreamView"]
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from django_sse import bridge
+from django_sse.delivery import bridge
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 

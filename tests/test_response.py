@@ -207,14 +207,14 @@ def test_asgi_disconnect_mid_item_closes_the_async_generator_at_once(heartbeat):
 
 @pytest.fixture
 def channels_without_history(settings, monkeypatch):
-    from django_sse import shutdown
+    from django_sse.delivery import shutdown
 
     settings.DJANGO_SSE = {"HISTORY": False, "CLIENT_BUFFER": 5}
     monkeypatch.setattr(shutdown, "install", lambda: None)  # no signal handlers in the test process
 
 
 def channel_response(heartbeat=None):
-    from django_sse.streams import channel_stream
+    from django_sse.delivery.channel_stream import channel_stream
 
     stream = channel_stream(["a"], None, own=None, initial=None, reset_event="reset")
     return EventStreamResponse(stream, retry=None, heartbeat=heartbeat)

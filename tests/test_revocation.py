@@ -11,7 +11,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
 
 from django_sse import EventStreamView, revoke
-from django_sse.fanout import REVOCATION_CHANNEL
+from django_sse.delivery.hub import REVOCATION_CHANNEL
 from django_sse.models import StoredEvent
 from django_sse.revocation import revoke_session_on_logout, session_key, user_key
 

@@ -1,6 +1,6 @@
 import signal
 
-from django_sse import shutdown
+from django_sse.delivery import shutdown
 
 
 def test_install_chains_the_previous_handler_once(monkeypatch):

@@ -14,7 +14,7 @@ from django.urls import path
 
 from django_sse import Event, EventStreamResponse, EventStreamView, publish, revoke
 from django_sse.backends import close_backend, get_backend
-from django_sse.fanout import Unavailable
+from django_sse.delivery.hub import Unavailable
 from django_sse.signals import event_published, stream_closed, stream_opened
 from django_sse.stats import CloseReason, get_stats, reset_stats
 from tests.sse_client import wait_for

@@ -7,8 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 
 from ..conf import SSESettings
+from ..delivery.hub import Hub, Subscription
 from ..event import Event
-from ..fanout import Hub, Subscription
 
 __all__ = ["BaseBackend"]
 
@@ -42,7 +42,7 @@ class BaseBackend(ABC):
         """Register a subscription for a stream running on ``loop``; return it and its start id.
 
         ``keys`` are the stream's revocation keys. Events published on
-        :data:`~django_sse.fanout.REVOCATION_CHANNEL` are revocations: the
+        :data:`~django_sse.delivery.hub.REVOCATION_CHANNEL` are revocations: the
         backend delivers them, in order with the events, to the hub of every
         process (which ends the streams they name).
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from django.db import connections
 
 from .. import history
-from ..bridge import THREAD_PREFIX
 from ..conf import SSESettings
+from ..delivery.bridge import THREAD_PREFIX
+from ..delivery.hub import REVOCATION_CHANNEL, Hub, Subscription
 from ..event import Event
-from ..fanout import REVOCATION_CHANNEL, Hub, Subscription
 from .wakeup import Wakeup
 
 __all__ = ["RETRY_DELAY", "Dispatcher"]

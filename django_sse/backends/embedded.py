@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from django.db import router, transaction
 
 from ..conf import SSESettings
+from ..delivery.hub import Subscription
 from ..event import Event
-from ..fanout import Subscription
 from ..models import StoredEvent
 from . import wakeup
 from .base import BaseBackend

@@ -28,11 +28,11 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, router, transaction
 
-from ..bridge import THREAD_PREFIX
 from ..conf import SSESettings
+from ..delivery.bridge import THREAD_PREFIX
+from ..delivery.hub import Subscription, Unavailable
 from ..event import Event
 from ..exceptions import PublishError
-from ..fanout import Subscription, Unavailable
 from ..models import StoredEvent
 from . import wakeup
 from .base import BaseBackend

@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any
 
 from .. import signals
-from ..bridge import ThreadLimitReached
+from .bridge import ThreadLimitReached
 
 __all__ = [
     "LATENCY_BUCKETS",

@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from django_sse import Event, EventStreamView, limits, publish
 from django_sse.backends import get_backend
-from django_sse.bridge import THREAD_PREFIX
+from django_sse.delivery.bridge import THREAD_PREFIX
 
 COUNTERS: collections.Counter[str] = collections.Counter()
 

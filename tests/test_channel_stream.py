@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from django_sse.backends import get_backend, open_subscriptions
-from django_sse.streams import channel_stream
+from django_sse.delivery.channel_stream import channel_stream
 from tests.sse_client import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,8 +15,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
-from .delivery import records
-from .event import Event
+from ..event import Event
+from . import records
 
 __all__ = ["REVOCATION_CHANNEL", "Closed", "Hub", "Revoked", "SlowClient", "Subscription", "Unavailable"]
 

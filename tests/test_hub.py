@@ -8,7 +8,7 @@ from unittest.mock import ANY
 import pytest
 
 from django_sse import Event
-from django_sse.fanout import REVOCATION_CHANNEL, Closed, Hub, Revoked, SlowClient, Subscription
+from django_sse.delivery.hub import REVOCATION_CHANNEL, Closed, Hub, Revoked, SlowClient, Subscription
 
 
 def _wake(future):

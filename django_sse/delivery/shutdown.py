@@ -39,8 +39,8 @@ def install() -> None:
 
 def _chain(previous: Any) -> Any:
     def handler(signum: int, frame: FrameType | None) -> None:
-        from .backends import close_backend, open_subscriptions
-        from .delivery.records import mark_stopping
+        from ..backends import close_backend, open_subscriptions
+        from .records import mark_stopping
 
         mark_stopping()  # streams that end now end for "shutdown"
         try:

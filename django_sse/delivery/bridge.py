@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.db import close_old_connections, connections
 
-from .event import Event
+from ..event import Event
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
@@ -120,7 +120,7 @@ def _start_pool() -> concurrent.futures.ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            from .conf import get_settings
+            from ..conf import get_settings
 
             _pool = concurrent.futures.ThreadPoolExecutor(
                 get_settings().worker_threads, thread_name_prefix=f"{THREAD_PREFIX}-worker"
@@ -395,7 +395,7 @@ def sync_stream_threads() -> int:
 
 def _claim_stream_thread() -> None:
     global _stream_threads
-    from .conf import get_settings
+    from ..conf import get_settings
 
     limit = get_settings().max_sync_streams
     with _stream_threads_lock:

@@ -20,12 +20,12 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from . import bridge, history, shutdown
-from .backends import BaseBackend, get_backend
+from .. import history
+from ..backends import BaseBackend, get_backend
+from ..event import Event
+from . import bridge, records, shutdown
 from .bridge import END, NOT_READY, AsyncSource, Polled
-from .delivery import records
-from .event import Event
-from .fanout import Closed, SlowClient, Subscription
+from .hub import Closed, SlowClient, Subscription
 
 __all__ = ["ChannelStream", "channel_stream"]
 
