@@ -13,6 +13,7 @@ from django.db.models import BigIntegerField, Func, Max, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .delivery.hub import Delivery
 from .event import Event
 from .models import PublishLock, StoredEvent
 
@@ -21,6 +22,7 @@ __all__ = [
     "Resume",
     "Row",
     "events_after",
+    "id_of",
     "lock_publishing",
     "newest_id",
     "parse_last_event_id",
@@ -29,6 +31,7 @@ __all__ = [
     "rows_after",
     "rows_announced",
     "store",
+    "to_delivery",
     "to_event",
 ]
 
@@ -167,6 +170,18 @@ def rows_announced(
 def to_event(row: Row) -> Event:
     """The :class:`Event` of a :data:`Row`."""
     return Event(data=row[3], event=row[2], id=str(row[0]))
+
+
+def to_delivery(row: Row) -> Delivery:
+    """A :data:`Row` for the hub: its channel, its id (as the database gave it) and its event."""
+    return Delivery(row[1], row[0], to_event(row))
+
+
+def id_of(event: Event) -> int:
+    """The id of a stored event (as :func:`store` returns it), as an int."""
+    if event.id is None:
+        raise ValueError(f"{event!r} was not stored: it has no id.")
+    return int(event.id)
 
 
 def events_after(

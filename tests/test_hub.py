@@ -8,7 +8,20 @@ from unittest.mock import ANY
 import pytest
 
 from django_sse import Event
-from django_sse.delivery.hub import REVOCATION_CHANNEL, Closed, Hub, Revoked, SlowClient, Subscription
+from django_sse.delivery.hub import (
+    REVOCATION_CHANNEL,
+    Closed,
+    Delivery,
+    Hub,
+    Revoked,
+    SlowClient,
+    Subscription,
+)
+
+
+def deliver(hub, pairs):
+    """hub.deliver() of (channel, event) pairs, each event's position being its id."""
+    hub.deliver([Delivery(channel, None if e.id is None else int(e.id), e) for channel, e in pairs])
 
 
 def _wake(future):
@@ -41,7 +54,7 @@ def test_delivery_from_another_thread_in_order_to_the_right_subscribers():
             ("b", Event(data="2", id="2")),
             ("c", Event(data="3", id="3")),
         ]
-        threading.Thread(target=hub.deliver, args=(events,)).start()
+        threading.Thread(target=deliver, args=(hub, events)).start()
         got_a = await asyncio.wait_for(next_event(a), 5)
         got_ab = [await asyncio.wait_for(next_event(ab), 5) for _ in range(2)]
         return got_a.id, [e.id for e in got_ab], hub.channels()
@@ -57,7 +70,7 @@ def test_same_event_object_for_every_subscriber():
         for s in subs:
             hub.add(s)
         event = Event(data="x", id="1")
-        hub.deliver([("a", event)])
+        deliver(hub, [("a", event)])
         return [await next_event(s) for s in subs], event
 
     got, event = run(main())
@@ -71,7 +84,7 @@ def test_overflow_ends_only_that_subscription_frees_its_buffer_and_is_counted():
         slow, fine = Subscription(hub, ["a"], 3, loop), Subscription(hub, ["a"], 100, loop)
         hub.add(slow)
         hub.add(fine)
-        hub.deliver([("a", Event(data=str(i), id=str(i + 1))) for i in range(5)])
+        deliver(hub, [("a", Event(data=str(i), id=str(i + 1))) for i in range(5)])
         await asyncio.sleep(0)
         with pytest.raises(SlowClient):
             await next_event(slow)
@@ -103,7 +116,7 @@ def test_delivery_to_a_closed_loop_drops_the_subscription():
     sub = Subscription(hub, ["a"], 10, loop)
     hub.add(sub)
     loop.close()
-    hub.deliver([("a", Event(data="x", id="1"))])
+    deliver(hub, [("a", Event(data="x", id="1"))])
     assert len(hub) == 0
     sub.close()  # idempotent
 
@@ -133,7 +146,7 @@ def test_events_are_buffered_with_their_ids_as_ints_in_batch_order_per_subscribe
         for s in (a, ab, b):
             hub.add(s)
         events = [Event(data=str(i), id=str(i)) for i in range(1, 5)]
-        hub.deliver(list(zip(["a", "b", "a", "b"], events, strict=True)))
+        deliver(hub, list(zip(["a", "b", "a", "b"], events, strict=True)))
         await asyncio.sleep(0)
 
         def drain(s):
@@ -163,7 +176,7 @@ def test_on_ready_is_called_on_the_loop_for_events_and_for_the_end():
 
         sub.on_ready = on_ready
         hub.add(sub)
-        threading.Thread(target=hub.deliver, args=([("a", Event(data="x", id="1"))],)).start()
+        threading.Thread(target=deliver, args=(hub, [("a", Event(data="x", id="1"))])).start()
         await asyncio.wait_for(called.wait(), 5)
         hub.close_all("bye")
         await asyncio.sleep(0.01)
@@ -183,15 +196,15 @@ def test_a_buffer_over_its_bytes_ends_the_stream_but_one_event_of_any_size_goes_
         lone = Subscription(hub, ["b"], 100, loop, buffer_bytes=1000)
         for s in (small, lone):
             hub.add(s)
-        hub.deliver([("a", Event(data="x" * 400, id=str(i + 1))) for i in range(2)])
-        hub.deliver([("b", Event(data="y" * 5000, id="3"))])
+        deliver(hub, [("a", Event(data="x" * 400, id=str(i + 1))) for i in range(2)])
+        deliver(hub, [("b", Event(data="y" * 5000, id="3"))])
         await asyncio.sleep(0)
         assert [small.pop(), small.pop(), lone.pop()] == [  # 2 x ~410 bytes fit; one larger alone too
             (1, ANY),
             (2, ANY),
             (3, ANY),
         ]
-        hub.deliver([("a", Event(data="x" * 400, id=str(i + 4))) for i in range(3)])
+        deliver(hub, [("a", Event(data="x" * 400, id=str(i + 4))) for i in range(3)])
         await asyncio.sleep(0)
         with pytest.raises(SlowClient, match="1000 bytes"):
             small.pop()
@@ -207,8 +220,9 @@ def test_taking_events_gives_their_bytes_back():
         sub = Subscription(hub, ["a"], 100, loop, buffer_bytes=1000)
         hub.add(sub)
         for i in range(10):  # 10 x ~410 bytes in all, never more than 2 waiting
-            hub.deliver(
-                [("a", Event(data="x" * 400, id=str(2 * i + 1))), ("a", Event(data="x", id=str(2 * i + 2)))]
+            deliver(
+                hub,
+                [("a", Event(data="x" * 400, id=str(2 * i + 1))), ("a", Event(data="x", id=str(2 * i + 2)))],
             )
             await asyncio.sleep(0)
             assert sub.pop() is not None and sub.pop() is not None
@@ -230,12 +244,13 @@ def test_a_revocation_ends_matching_streams_after_the_events_before_it_and_befor
         alice_elsewhere = Subscription(hub, ["lobby"], 10, loop, keys=["user:1"])
         for s in (alice, bob, alice_elsewhere):
             hub.add(s)
-        hub.deliver(
+        deliver(
+            hub,
             [
                 ("room", Event(data="before", id="1")),
                 revocation("room", "user:1", id="2"),
                 ("room", Event(data="after", id="3")),
-            ]
+            ],
         )
         await asyncio.sleep(0)
         got: dict[str, list[object]] = {name: [] for name in ("alice", "bob", "alice_elsewhere")}
@@ -268,8 +283,8 @@ def test_a_revocation_by_key_alone_or_channel_alone():
         }
         for s in subs.values():
             hub.add(s)
-        hub.deliver([revocation(key="k1")])
-        hub.deliver([revocation(channel="a", id="100")])
+        deliver(hub, [revocation(key="k1")])
+        deliver(hub, [revocation(channel="a", id="100")])
         await asyncio.sleep(0)
         ended = set()
         for name, sub in subs.items():
@@ -287,7 +302,7 @@ def test_a_malformed_revocation_is_logged_and_ends_nothing(caplog):
         hub = Hub()
         sub = Subscription(hub, ["a"], 10, asyncio.get_running_loop(), keys=["k"])
         hub.add(sub)
-        hub.deliver([(REVOCATION_CHANNEL, Event(data="not json", id="5")), ("a", Event(data="x", id="6"))])
+        deliver(hub, [(REVOCATION_CHANNEL, Event(data="not json", id="5")), ("a", Event(data="x", id="6"))])
         await asyncio.sleep(0)
         entry = sub.pop()
         return entry and entry[1].data

@@ -13,7 +13,13 @@ import pytest
 from django.http import StreamingHttpResponse
 
 from django_sse import Event, EventStreamResponse
+from django_sse.delivery.hub import Delivery
 from django_sse.event import HEARTBEAT
+
+
+def deliver(hub, pairs):
+    """hub.deliver() of (channel, event) pairs, each event's position being its id."""
+    hub.deliver([Delivery(channel, None if e.id is None else int(e.id), e) for channel, e in pairs])
 
 
 def sync_events(n=3, delay=0.0, closed=None):
@@ -230,7 +236,7 @@ def test_channel_events_waiting_together_go_out_in_one_chunk_without_those_sent_
         chunks = aiter(channel_response())
         assert [await anext(chunks), await anext(chunks)] == [b":\n\n", b"id: 1\n\n"]
         events = [Event(data=d, id=i) for d, i in [("old", "1"), ("x", "2"), ("y", "3")]]
-        backend.hub.deliver([("a", event) for event in events])
+        deliver(backend.hub, [("a", event) for event in events])
         chunk = await anext(chunks)
         await chunks.aclose()
         return chunk

@@ -17,7 +17,7 @@ from django.db import connections
 from .. import history
 from ..conf import SSESettings
 from ..delivery.bridge import THREAD_PREFIX
-from ..delivery.hub import REVOCATION_CHANNEL, Hub, Subscription
+from ..delivery.hub import REVOCATION_CHANNEL, Delivery, Hub, Subscription
 from ..event import Event
 from .wakeup import Wakeup
 
@@ -100,14 +100,14 @@ class Dispatcher:
     def committed(self, channel: str, event: Event) -> bool:
         """A publish of this process has committed: hand it to the hub at once if it is the next id,
         else wake the dispatcher, which reads it back in order. Whether it was handed over."""
-        position = int(event.id or 0)
+        position = history.id_of(event)
         waker = self.wakeup
         with self._lock:
             handed_over = self._position is not None and self._position == position - 1
             if handed_over:
                 # Everything up to the one before it has been handed over, and ids commit in
                 # order: nothing can come between. The dispatcher need not read it back.
-                self.hub.deliver([(channel, event)])
+                self.hub.deliver([Delivery(channel, position, event)])
                 self._position = position
         if not handed_over:
             waker.set()  # another process's events may come first: the dispatcher reads them in order
@@ -176,8 +176,8 @@ class Dispatcher:
                 rows, more = history.rows_after(
                     wanted, start, self._batch, until=newest, max_bytes=self._max_bytes
                 )
-            batch = [(row[1], history.to_event(row)) for row in rows]
-            end = int(batch[-1][1].id or 0) if more else newest
+            batch = [history.to_delivery(row) for row in rows]
+            end = rows[-1][0] if more else newest
             with self._lock:
                 if self._position != start or not self.hub.channels() <= channels:
                     continue  # a subscribe moved the start or added a channel meanwhile: read again

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 
 from django.db import router, transaction
 
+from .. import history
 from ..conf import SSESettings
-from ..delivery.hub import Subscription
+from ..delivery.hub import Delivery, Subscription
 from ..event import Event
 from ..models import StoredEvent
 from . import wakeup
@@ -64,7 +65,7 @@ class EmbeddedBackend(BaseBackend):
         with self._lock:
             self._position = next(self._counter)
             event = dataclasses.replace(event, id=str(self._position))
-            self.hub.deliver([(channel, event)])
+            self.hub.deliver([Delivery(channel, self._position, event)])
         return event
 
     def _committed(self, channel: str, event: Event) -> None:
@@ -72,7 +73,7 @@ class EmbeddedBackend(BaseBackend):
         self.dispatcher.committed(channel, event)
         # After this process's own streams have it: on PostgreSQL this is a round trip.
         try:
-            self.dispatcher.wakeup.announce(int(event.id or 0))
+            self.dispatcher.wakeup.announce(history.id_of(event))
         except Exception as error:  # the database went away after the commit: they will poll
             logger.warning("django-sse: could not wake the other processes for event %s: %s", event.id, error)
 

@@ -14,19 +14,41 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 from ..event import Event
 from . import records
 
-__all__ = ["REVOCATION_CHANNEL", "Closed", "Hub", "Revoked", "SlowClient", "Subscription", "Unavailable"]
+__all__ = [
+    "REVOCATION_CHANNEL",
+    "Closed",
+    "Delivery",
+    "Hub",
+    "Revoked",
+    "SlowClient",
+    "Subscription",
+    "Unavailable",
+]
 
 logger = logging.getLogger("django_sse")
 
 #: Where revocations travel, in order with the events: not a valid channel name, so never a user's.
 REVOCATION_CHANNEL = "django-sse:revoke"
 
-#: An event with its id as an int (None without one), converted once per event rather than per stream.
+#: An event with its position (its id as an int; None without one), as a subscription buffers it.
 _Entry = tuple[int | None, Event]
+
+
+class Delivery(NamedTuple):
+    """One event for :meth:`Hub.deliver`: its channel, its position (the id, typed) and the event.
+
+    The position comes from where the id was made (a history row, a counter): it is never
+    parsed back from the event's ``str`` id.
+    """
+
+    channel: str
+    position: int | None
+    event: Event
 
 
 class SlowClient(Exception):
@@ -167,14 +189,14 @@ class Hub:
     def __len__(self) -> int:
         return len(self._all)
 
-    def deliver(self, batch: Sequence[tuple[str, Event]]) -> None:
-        """Hand ``(channel, event)`` pairs, in order, to every subscriber; from any thread.
+    def deliver(self, batch: Sequence[Delivery]) -> None:
+        """Hand ``batch``, in order, to every subscriber; from any thread.
 
         A revocation among them (channel ``REVOCATION_CHANNEL``) ends its streams in that
         place: they get the events before it and none after.
         """
         start = 0
-        for index, (channel, event) in enumerate(batch):
+        for index, (channel, _, event) in enumerate(batch):
             if channel == REVOCATION_CHANNEL:
                 if start < index:
                     self._deliver(batch[start:index])
@@ -185,10 +207,8 @@ class Hub:
         elif start < len(batch):
             self._deliver(batch[start:])
 
-    def _deliver(self, batch: Sequence[tuple[str, Event]]) -> None:
-        entries = [
-            (channel, (None if event.id is None else int(event.id), event)) for channel, event in batch
-        ]
+    def _deliver(self, batch: Sequence[Delivery]) -> None:
+        entries = [(channel, (position, event)) for channel, position, event in batch]
         by_channel: dict[str, list[_Entry]] = {}
         for channel, entry in entries:
             by_channel.setdefault(channel, []).append(entry)
