@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import enum
 import logging
 from collections.abc import (
     AsyncGenerator,
@@ -13,7 +14,7 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 
@@ -23,7 +24,7 @@ from .delivery.records import StreamRecord
 from .event import HEARTBEAT, encode, encode_comment, encode_retry
 from .limits import StreamSlot
 
-__all__ = ["DEFAULT", "EventStreamResponse", "StreamParts", "stream_failed"]
+__all__ = ["DEFAULT", "Default", "EventStreamResponse", "StreamParts", "stream_failed"]
 
 logger = logging.getLogger("django_sse")
 
@@ -38,13 +39,17 @@ CONTENT_TYPE = "text/event-stream"
 BATCH_BYTES = 2**16
 
 
-class _Default:
+class Default(enum.Enum):
+    """The type of :data:`DEFAULT`: an enum of one, so that type checkers narrow ``is DEFAULT``."""
+
+    DEFAULT = "DEFAULT"
+
     def __repr__(self) -> str:
         return "DEFAULT"
 
 
 #: Use the value from the ``DJANGO_SSE`` setting.
-DEFAULT: Any = _Default()
+DEFAULT: Final = Default.DEFAULT
 
 
 class StreamParts(NamedTuple):
@@ -89,8 +94,8 @@ class EventStreamResponse(StreamingHttpResponse):
         self,
         events: Iterable[Any] | AsyncIterable[Any],
         *,
-        retry: int | None = DEFAULT,
-        heartbeat: float | None = DEFAULT,
+        retry: int | Default | None = DEFAULT,
+        heartbeat: float | Default | None = DEFAULT,
         status: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:

@@ -17,7 +17,7 @@ from .channel_names import validate_channel
 from .conf import get_settings
 from .delivery import bridge
 from .delivery.channel_stream import channel_stream
-from .response import DEFAULT, EventStreamResponse
+from .response import DEFAULT, Default, EventStreamResponse
 from .revocation import session_key, user_key
 
 __all__ = ["EventStreamView"]
@@ -41,9 +41,9 @@ class EventStreamView(View):
 
     http_method_names = ["get"]
     #: Milliseconds a client waits before reconnecting, sent first; ``None`` sends none.
-    retry: int | None = DEFAULT
+    retry: int | Default | None = DEFAULT
     #: Seconds without an event before a comment heartbeat is sent; ``None`` disables heartbeats.
-    heartbeat: float | None = DEFAULT
+    heartbeat: float | Default | None = DEFAULT
     #: The channels to stream; see ``get_channels()``.
     channels: Sequence[str] = ()
     #: The event type sent to a reconnecting client whose ``Last-Event-ID`` cannot be resumed.
