@@ -21,15 +21,22 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 
-from . import __version__
-from .conf import SETTING_NAME, get_settings
-from .delivery import bridge
-from .event import Event
-from .history import parse_last_event_id
-from .response import DEFAULT, EventStreamResponse
-from .views import EventStreamView
+from .. import __version__
+from ..conf import SETTING_NAME, get_settings
+from ..delivery import bridge
+from ..event import Event
+from ..history import parse_last_event_id
+from ..response import DEFAULT, EventStreamResponse
+from ..views import EventStreamView
 
-__all__ = ["TOKEN_HEADER", "DiagnosticStreamView", "diagnostics_token"]
+__all__ = [
+    "HELLO_EVENT",
+    "TOKEN_HEADER",
+    "Cadence",
+    "DiagnosticStreamView",
+    "diagnostics_token",
+    "parse_cadence",
+]
 
 #: The request header that carries the diagnostics token.
 TOKEN_HEADER = "X-SSE-Diagnostics-Token"
