@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 from playwright import sync_api as playwright_api
 
+from tests.browser import chromium
 from tests.servers import start, start_publisher
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EVENTS = 200
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield chromium
-        chromium.close()
+def browser() -> Iterator[playwright_api.Browser]:
+    with chromium() as running:
+        yield running
 
 
 def wait_in_page(page, expression: str, timeout: float) -> None:

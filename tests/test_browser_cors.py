@@ -17,8 +17,8 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
+from tests.browser import chromium
 from tests.servers import environment, free_port, start
-from tests.test_browser import CHROMIUM
 
 SETTINGS = "tests.project.settings_cors"
 
@@ -28,20 +28,8 @@ pytestmark = pytest.mark.xdist_group("browser-cors")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[playwright_api.Browser]:
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

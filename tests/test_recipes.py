@@ -17,9 +17,9 @@ import pytest
 from httpx_sse import EventSource
 from playwright import sync_api as playwright_api
 
+from tests.browser import chromium
 from tests.servers import ROOT, Server, start
 from tests.sse_client import BROWSER_HEADERS
-from tests.test_browser import CHROMIUM
 
 SETTINGS = "tests.project.settings_recipes"
 #: htmx and its SSE extension, from the npm registry (.ci/setup).
@@ -55,20 +55,8 @@ def server() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[playwright_api.Browser]:
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture
