@@ -244,7 +244,9 @@ async def _async_chunks(parts: StreamParts, record: StreamRecord | None) -> Asyn
                     yield body  # what was taken before the failure still goes out
                     raise
                 body = b"".join(chunks)
-                _count(record, len(chunks), body)
+                if record is not None:  # inline: once per batch, the hot path
+                    record.events += len(chunks)
+                    record.bytes += len(body)
                 yield body
     except Exception as exc:
         ended_by = exc
