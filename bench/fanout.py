@@ -15,11 +15,9 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
@@ -30,18 +28,22 @@ from harness import (
     APP_SSE,
     CLIENT_FLAG,
     POLL,
-    REPO_ROOT,
     ClientProcess,
-    bench_env,
-    client_loop_factory,
+    CountingStream,
+    close_streams,
+    counting_streams,
     cpu_seconds,
+    delivery_result,
     emit,
     log_tail,
-    percentile,
+    migrate,
+    open_streams,
     raise_nofile,
     rss_kib,
+    run_client,
     serve,
     threads,
+    wait_delivered,
     wait_until,
 )
 
@@ -52,137 +54,28 @@ ROWS = [
     ("sse + asgi", "sse", "/fanout/sse/", APP_SSE),  # the same, behind django_sse.asgi
     ("baseline", "plain", "/fanout/plain/", APP),
 ]
-#: Every published event has exactly one data line; preamble, id-only and heartbeat blocks have none.
-DATA = b"data: "
-CONNECT_CONCURRENCY = 100  # connections being opened at once by the client process
 
 
 # ============================================================ client process
 
 
-class _Stream(asyncio.Protocol):
-    """One SSE connection over a raw socket: counts events; a sampled one also parses their data."""
-
-    def __init__(self, request: bytes, sample: bool, ready: asyncio.Future[int]) -> None:
-        self.request = request
-        self.sample = sample
-        self.ready = ready  # the response status, once the headers are in
-        self.transport: asyncio.BaseTransport | None = None
-        self.head = b""
-        self.status = 0
-        self.count = 0  # events (data lines) received
-        self.tail = b""  # the end of the previous read, in case it cut a b"data: " in two
-        self.buffer = b""  # sampled streams: unparsed bytes
-        self.seqs: list[int] = []
-        self.latencies: list[float] = []
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        transport.write(self.request)  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        if not self.status:
-            self.head += data
-            end = self.head.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            self.status = int(self.head.split(b" ", 2)[1])
-            data, self.head = self.head[end + 4 :], b""
-            if not self.ready.done():
-                self.ready.set_result(self.status)
-        # Chunked transfer coding frames whole ASGI body messages (one event each): it never
-        # interrupts a data line, so counting and parsing can ignore it.
-        chunk = self.tail + data
-        self.count += chunk.count(DATA)
-        self.tail = chunk[1 - len(DATA) :]
-        if self.sample:
-            self._parse(data, time.time())
-
-    def _parse(self, data: bytes, arrived: float) -> None:
-        self.buffer += data
-        while True:
-            start = self.buffer.find(DATA)
-            if start < 0:
-                self.buffer = self.buffer[1 - len(DATA) :]
-                return
-            end = self.buffer.find(b"\n", start)
-            if end < 0:
-                self.buffer = self.buffer[start:]
-                return
-            payload = json.loads(self.buffer[start + len(DATA) : end])
-            self.seqs.append(payload["seq"])
-            self.latencies.append(arrived - payload["t"])
-            self.buffer = self.buffer[end + 1 :]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(f"closed before the headers: {exc!r}"))
-
-
 async def _client(cfg: dict[str, Any]) -> None:
     """Open the streams, report; on "go" count events until all are in or the deadline; report."""
     loop = asyncio.get_running_loop()
-    host, port, path, expected = cfg["host"], cfg["port"], cfg["path"], cfg["expected"]
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
-        "Cache-Control: no-cache\r\n\r\n"
-    ).encode()
-    streams = [
-        _Stream(request, i % cfg["sample_every"] == 0, loop.create_future()) for i in range(cfg["clients"])
-    ]
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-    async def open_stream(stream: _Stream) -> int:
-        async with gate:
-            await loop.create_connection(lambda: stream, host, port)
-            return await asyncio.wait_for(stream.ready, cfg["connect_timeout"])
-
+    expected = cfg["expected"]
+    streams = counting_streams(CountingStream, cfg, cfg["path"])
     started = time.monotonic()
-    outcomes = await asyncio.gather(*(open_stream(s) for s in streams), return_exceptions=True)
-    errors = Counter(f"HTTP {o}" if isinstance(o, int) else type(o).__name__ for o in outcomes if o != 200)
-    live = [s for s, o in zip(streams, outcomes, strict=True) if o == 200]
-    emit("connected", ok=len(live), errors=dict(errors), seconds=time.monotonic() - started)
+    live, errors = await open_streams(streams, cfg)
+    emit("connected", ok=len(live), errors=errors, seconds=time.monotonic() - started)
 
     line = await loop.run_in_executor(None, sys.stdin.readline)
     if line.strip() == "go":
         cpu, wall = time.process_time(), time.monotonic()
-        deadline = wall + cfg["seconds"] + cfg["grace"]
-        while time.monotonic() < deadline:
-            if all(s.count >= expected or s.closed for s in live):
-                break
-            await asyncio.sleep(POLL)
+        counts = await wait_delivered(live, expected, cfg["seconds"] + cfg["grace"])
         emit("done", cpu=time.process_time() - cpu, wall=time.monotonic() - wall)
-        counts = [s.count for s in live]
-        sampled = [s for s in live if s.sample]
-        latencies = [x for s in sampled for x in s.latencies]
-        in_order = list(range(1, expected + 1))
-        emit(
-            "result",
-            delivered=sum(counts),
-            complete=sum(c == expected for c in counts),
-            min_count=min(counts, default=0),
-            max_count=max(counts, default=0),
-            closed=sum(s.closed for s in live),
-            sampled=len(sampled),
-            sampled_in_order=sum(s.seqs == in_order for s in sampled),
-            latency_p50=percentile(latencies, 50) if latencies else None,
-            latency_p99=percentile(latencies, 99) if latencies else None,
-            latency_max=max(latencies, default=None),
-        )
+        emit("result", **delivery_result(live, counts, expected))
         await loop.run_in_executor(None, sys.stdin.readline)  # "exit", or EOF
-    for stream in streams:
-        if stream.transport is not None:
-            stream.transport.close()
-    await asyncio.sleep(0.5)  # let the closes go out before the loop ends
-
-
-def client_main(config: str) -> None:
-    cfg = json.loads(config)
-    raise_nofile(cfg["clients"])
-    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
-        runner.run(_client(cfg))
+    await close_streams(streams)
 
 
 # ============================================================ orchestration
@@ -324,12 +217,6 @@ def measure(args: argparse.Namespace, label: str, kind: str, path: str, app: str
         )
 
 
-def migrate(db: str) -> None:
-    command = [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"]
-    env = bench_env(SETTINGS, {"BENCH_FANOUT_DB": db})
-    subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, timeout=120)
-
-
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
@@ -435,7 +322,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         db = os.path.join(tmp, "db.sqlite3")
-        migrate(db)
+        migrate(SETTINGS, {"BENCH_FANOUT_DB": db})
         for label, kind, path, app in ROWS:
             rows.append(measure(args, label, kind, path, app, db))
     report(args, rows)
@@ -443,6 +330,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == [CLIENT_FLAG]:
-        client_main(sys.argv[2])
+        run_client(_client, sys.argv[2])
     else:
         main()

@@ -18,10 +18,11 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 import httpx
 
@@ -316,15 +317,17 @@ class BodyDecoder:
         return b"".join(out)
 
 
-class ClientProcess:
-    """``script`` run as a client process with ``cfg``, driven through its stdin and read through the
-    JSON lines (see ``emit()``) on its stdout."""
+class Child:
+    """A helper process (``argv``, from the repository root) driven through its stdin and read through
+    the JSON lines (see ``emit()``) on its stdout; ``name`` says which in errors."""
 
-    def __init__(self, script: str, cfg: dict[str, Any]) -> None:
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self.name = name
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
-            [sys.executable, script, CLIENT_FLAG, json.dumps(cfg)],
+            argv,
             cwd=REPO_ROOT,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -350,12 +353,14 @@ class ClientProcess:
         try:
             line = self.lines.get(timeout=timeout)
         except queue.Empty:
-            raise RuntimeError(f"client process: no {' or '.join(events)} within {timeout:g} s") from None
+            raise RuntimeError(
+                f"{self.name} process: no {' or '.join(events)} within {timeout:g} s"
+            ) from None
         if line is None:
-            raise RuntimeError(f"client process exited ({self.proc.poll()}):\n{log_tail(self.stderr)}")
+            raise RuntimeError(f"{self.name} process exited ({self.proc.poll()}):\n{log_tail(self.stderr)}")
         message: dict[str, Any] = json.loads(line)
         if message["event"] not in events:
-            raise RuntimeError(f"client process: expected {' or '.join(events)}, got {line}")
+            raise RuntimeError(f"{self.name} process: expected {' or '.join(events)}, got {line}")
         return message
 
     def send(self, line: str) -> None:
@@ -374,3 +379,172 @@ class ClientProcess:
         except subprocess.TimeoutExpired:
             stop(self.proc)
         self.stderr.close()
+
+
+class ClientProcess(Child):
+    """``script`` run as a client process (``CLIENT_FLAG``) with ``cfg``."""
+
+    def __init__(self, script: str, cfg: dict[str, Any]) -> None:
+        super().__init__("client", [sys.executable, script, CLIENT_FLAG, json.dumps(cfg)])
+
+
+# ------------------------------------------------------------ many streams from a client process
+
+CONNECT_CONCURRENCY = 100  # connections being opened at once by a client process
+#: Every published event has exactly one data line; preamble, id-only and heartbeat blocks have none.
+DATA = b"data: "
+
+
+def stream_request(host: str, port: int, path: str) -> bytes:
+    """The GET request of an ``EventSource`` for ``path``."""
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\n\r\n"
+    ).encode()
+
+
+class CountingStream(asyncio.Protocol):
+    """One SSE connection over a raw socket: counts events; a sampled one also parses their data
+    (JSON with ``seq`` and ``t``, the publish time) into ``seqs`` and ``latencies``."""
+
+    def __init__(self, request: bytes, sample: bool, ready: asyncio.Future[int]) -> None:
+        self.request = request
+        self.sample = sample
+        self.ready = ready  # the response status, once the headers are in
+        self.transport: asyncio.BaseTransport | None = None
+        self.head = b""
+        self.status = 0
+        self.count = 0  # events (data lines) received
+        self.tail = b""  # the end of the previous read, in case it cut a b"data: " in two
+        self.buffer = b""  # sampled streams: unparsed bytes
+        self.seqs: list[int] = []
+        self.latencies: list[float] = []
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        if not self.status:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.status = int(self.head.split(b" ", 2)[1])
+            data, self.head = self.head[end + 4 :], b""
+            if not self.ready.done():
+                self.ready.set_result(self.status)
+        # Chunked transfer coding frames whole ASGI body messages (one event each): it never
+        # interrupts a data line, so counting and parsing can ignore it.
+        chunk = self.tail + data
+        self.count += chunk.count(DATA)
+        self.tail = chunk[1 - len(DATA) :]
+        if self.sample:
+            self._parse(data, time.time())
+
+    def _parse(self, data: bytes, arrived: float) -> None:
+        self.buffer += data
+        while True:
+            start = self.buffer.find(DATA)
+            if start < 0:
+                self.buffer = self.buffer[1 - len(DATA) :]
+                return
+            end = self.buffer.find(b"\n", start)
+            if end < 0:
+                self.buffer = self.buffer[start:]
+                return
+            payload = json.loads(self.buffer[start + len(DATA) : end])
+            self.seqs.append(payload["seq"])
+            self.latencies.append(arrived - payload["t"])
+            self.buffer = self.buffer[end + 1 :]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"closed before the headers: {exc!r}"))
+
+
+S = TypeVar("S", bound=CountingStream)
+
+
+def counting_streams(
+    make: Callable[[bytes, bool, asyncio.Future[int]], S], cfg: Mapping[str, Any], path: str
+) -> list[S]:
+    """``cfg["clients"]`` streams of ``path`` on ``cfg["host"]:cfg["port"]``, every
+    ``cfg["sample_every"]``-th one sampled; not connected yet (see open_streams())."""
+    loop = asyncio.get_running_loop()
+    request = stream_request(cfg["host"], cfg["port"], path)
+    return [make(request, i % cfg["sample_every"] == 0, loop.create_future()) for i in range(cfg["clients"])]
+
+
+async def open_streams(streams: list[S], cfg: Mapping[str, Any]) -> tuple[list[S], dict[str, int]]:
+    """Connect ``streams`` (``CONNECT_CONCURRENCY`` at a time, each given ``cfg["connect_timeout"]``
+    for its headers); the ones answered 200, and the others counted by status or error."""
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def open_stream(stream: S) -> int:
+        async with gate:
+            await loop.create_connection(lambda: stream, cfg["host"], cfg["port"])
+            return await asyncio.wait_for(stream.ready, cfg["connect_timeout"])
+
+    outcomes = await asyncio.gather(*(open_stream(s) for s in streams), return_exceptions=True)
+    errors = Counter(f"HTTP {o}" if isinstance(o, int) else type(o).__name__ for o in outcomes if o != 200)
+    return [s for s, o in zip(streams, outcomes, strict=True) if o == 200], dict(errors)
+
+
+async def close_streams(streams: Sequence[CountingStream]) -> None:
+    """Close every stream's connection, and let the closes go out before the loop ends."""
+    for stream in streams:
+        if stream.transport is not None:
+            stream.transport.close()
+    await asyncio.sleep(0.5)  # the closes are written by the loop, which must still run
+
+
+async def wait_delivered(
+    live: Sequence[CountingStream], expected: int, timeout: float, base: Sequence[int] | None = None
+) -> list[int]:
+    """Wait (bounded by ``timeout``) until every stream has ``expected`` events more than its ``base``
+    count (default 0), or has closed; the events each got since then."""
+    since = [0] * len(live) if base is None else base
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(s.count - b >= expected or s.closed for s, b in zip(live, since, strict=True)):
+            break
+        await asyncio.sleep(POLL)
+    return [s.count - b for s, b in zip(live, since, strict=True)]
+
+
+def delivery_result(live: Sequence[CountingStream], counts: Sequence[int], expected: int) -> dict[str, Any]:
+    """What the streams got, ``counts`` each of ``expected`` events (seqs 1..expected): the
+    "result" a client process reports."""
+    sampled = [s for s in live if s.sample]
+    latencies = [x for s in sampled for x in s.latencies]
+    in_order = list(range(1, expected + 1))
+    return {
+        "delivered": sum(counts),
+        "complete": sum(c == expected for c in counts),
+        "min_count": min(counts, default=0),
+        "max_count": max(counts, default=0),
+        "closed": sum(s.closed for s in live),
+        "sampled": len(sampled),
+        "sampled_in_order": sum(s.seqs == in_order for s in sampled),
+        "latency_p50": percentile(latencies, 50) if latencies else None,
+        "latency_p99": percentile(latencies, 99) if latencies else None,
+        "latency_max": max(latencies, default=None),
+    }
+
+
+def run_client(client: Callable[[dict[str, Any]], Coroutine[Any, Any, None]], config: str) -> None:
+    """A client process's main: ``client(cfg)`` on uvloop (if installed), with room for its sockets."""
+    cfg = json.loads(config)
+    raise_nofile(cfg["clients"])
+    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
+        runner.run(client(cfg))
+
+
+def migrate(settings: str, env: Mapping[str, str]) -> None:
+    """Migrate the bench project's database (``settings`` and the ``env`` that names it)."""
+    command = [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"]
+    subprocess.run(command, cwd=REPO_ROOT, env=bench_env(settings, env), check=True, timeout=120)

@@ -16,36 +16,40 @@ import contextlib
 import json
 import os
 import platform
-import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
-from fanout import CONNECT_CONCURRENCY
-from fanout import _Stream as _CountingStream
 from harness import (
+    CLIENT_FLAG,
     POLL,
-    REPO_ROOT,
+    Child,
+    ClientProcess,
+    CountingStream,
     Redis,
     bench_env,
+    close_streams,
+    counting_streams,
     cpu_seconds,
+    delivery_result,
+    emit,
     log_tail,
-    percentile,
+    migrate,
+    open_streams,
     raise_nofile,
     redis_server,
+    run_client,
     serve,
-    stop,
+    wait_delivered,
 )
 
 SETTINGS = "benchproject.settings_scaling"
@@ -53,21 +57,16 @@ FEED = "/scaling/feed/"
 STATS = "/scaling/stats/"
 CHANNEL = "bench"  # benchproject.scaling_views.CHANNEL
 WORKER_HEADER = b"x-bench-worker"  # benchproject.scaling_views.WORKER_HEADER, lower-cased
-CLIENT_FLAG = "--run-client-process"  # internal: this file is also the client process...
-PUBLISHER_FLAG = "--run-publisher-process"  # ... and the publisher process
+PUBLISHER_FLAG = "--run-publisher-process"  # internal: this file is also the publisher process (and client)
 DEFAULT_RATES = "2,5,10,15,20,30,40,50,60,80,100,120,150,200,250,300,400,500"
 STATS_ATTEMPTS = 60  # fresh connections to /scaling/stats/ until every worker has answered
 SHUTDOWN_TIMEOUT = 60.0  # seconds for uvicorn and its workers to exit after SIGTERM
 
 
-def _emit(event: str, **data: Any) -> None:
-    print(json.dumps({"event": event, **data}), flush=True)
-
-
 # ============================================================ client process
 
 
-class _Stream(_CountingStream):
+class _Stream(CountingStream):
     """bench/fanout.py's counting stream, plus the serving worker's PID and "subscribed" (the id block)."""
 
     def __init__(self, request: bytes, sample: bool, ready: asyncio.Future[int]) -> None:
@@ -98,35 +97,19 @@ class _Stream(_CountingStream):
 async def _client(cfg: dict[str, Any]) -> None:
     """Open the streams; then, per step: "arm" (note counts), "wait N T" (until +N each, or T more s)."""
     loop = asyncio.get_running_loop()
-    host, port = cfg["host"], cfg["port"]
-    request = (
-        f"GET {FEED} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
-        "Cache-Control: no-cache\r\n\r\n"
-    ).encode()
-    streams = [
-        _Stream(request, i % cfg["sample_every"] == 0, loop.create_future()) for i in range(cfg["clients"])
-    ]
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-    async def open_stream(stream: _Stream) -> int:
-        async with gate:
-            await loop.create_connection(lambda: stream, host, port)
-            return await asyncio.wait_for(stream.ready, cfg["connect_timeout"])
-
+    streams = counting_streams(_Stream, cfg, FEED)
     started = time.monotonic()
-    outcomes = await asyncio.gather(*(open_stream(s) for s in streams), return_exceptions=True)
-    errors = Counter(f"HTTP {o}" if isinstance(o, int) else type(o).__name__ for o in outcomes if o != 200)
-    live = [s for s, o in zip(streams, outcomes, strict=True) if o == 200]
+    live, errors = await open_streams(streams, cfg)
     deadline = started + cfg["connect_timeout"]
     while time.monotonic() < deadline:
         if all(s.positioned or s.closed for s in live):
             break
         await asyncio.sleep(POLL)
-    _emit(
+    emit(
         "connected",
         ok=len(live),
         positioned=sum(s.positioned for s in live),
-        errors=dict(errors),
+        errors=errors,
         seconds=time.monotonic() - started,
         workers=dict(Counter(str(s.worker) for s in live)),
     )
@@ -142,52 +125,20 @@ async def _client(cfg: dict[str, Any]) -> None:
             for stream in live:
                 stream.seqs, stream.latencies = [], []
             cpu = time.process_time()
-            _emit("armed")
+            emit("armed")
         elif command[0] == "wait":
             expected, timeout = int(command[1]), float(command[2])
             wall = time.monotonic()
-            while time.monotonic() < wall + timeout:
-                if all(s.count - b >= expected or s.closed for s, b in zip(live, base, strict=True)):
-                    break
-                await asyncio.sleep(POLL)
-            counts = [s.count - b for s, b in zip(live, base, strict=True)]
-            sampled = [s for s in live if s.sample]
-            latencies = [x for s in sampled for x in s.latencies]
-            in_order = list(range(1, expected + 1))
+            counts = await wait_delivered(live, expected, timeout, base)
             incomplete = Counter(str(s.worker) for s, c in zip(live, counts, strict=True) if c != expected)
-            _emit(
+            emit(
                 "result",
-                delivered=sum(counts),
-                complete=sum(c == expected for c in counts),
+                **delivery_result(live, counts, expected),
                 incomplete_by_worker=dict(incomplete),
-                min_count=min(counts, default=0),
-                max_count=max(counts, default=0),
-                closed=sum(s.closed for s in live),
-                sampled=len(sampled),
-                sampled_in_order=sum(s.seqs == in_order for s in sampled),
-                latency_p50=percentile(latencies, 50) if latencies else None,
-                latency_p99=percentile(latencies, 99) if latencies else None,
-                latency_max=max(latencies, default=None),
                 wait=time.monotonic() - wall,
                 cpu=time.process_time() - cpu,
             )
-    for stream in streams:
-        if stream.transport is not None:
-            stream.transport.close()
-    await asyncio.sleep(0.5)  # let the closes go out before the loop ends
-
-
-def client_main(config: str) -> None:
-    cfg = json.loads(config)
-    raise_nofile(cfg["clients"])
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
-    else:
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_client(cfg))
+    await close_streams(streams)
 
 
 # ============================================================ publisher process
@@ -203,7 +154,7 @@ def publisher_main() -> None:
     from django_sse import PublishError, publish
 
     publish("bench-warmup", {"warmup": True})  # starts the backend's listener, opens the database
-    _emit("ready")
+    emit("ready")
     for line in sys.stdin:
         command = line.split()
         if not command or command[0] == "exit":
@@ -227,7 +178,7 @@ def publisher_main() -> None:
             took = time.perf_counter() - before
             publish_seconds += took
             slowest = max(slowest, took)
-        _emit(
+        emit(
             "published",
             count=count,
             achieved=(count - 1) / (last - first) if count > 1 and last > first else rate,
@@ -239,60 +190,6 @@ def publisher_main() -> None:
 
 
 # ============================================================ orchestration
-
-
-class Child:
-    """A helper process driven through its stdin and read through JSON lines on its stdout."""
-
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-        self.name = name
-        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def expect(self, event: str, timeout: float) -> dict[str, Any]:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"{self.name} process: no {event!r} within {timeout:g} s") from None
-        if line is None:
-            raise RuntimeError(f"{self.name} process exited ({self.proc.poll()}):\n{log_tail(self.stderr)}")
-        message: dict[str, Any] = json.loads(line)
-        if message.pop("event") != event:
-            raise RuntimeError(f"{self.name} process: expected {event!r}, got {line}")
-        return message
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        """Ask it to exit; stop it by its PID if it does not."""
-        with contextlib.suppress(OSError, ValueError):
-            self.send("exit")
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            stop(self.proc)
-        self.stderr.close()
 
 
 def busy_cpus() -> tuple[float, float]:
@@ -314,12 +211,6 @@ def worker_stats(base: str, workers: set[int]) -> dict[int, dict[str, Any]]:
             break
         time.sleep(0.05)
     return found
-
-
-def migrate(db: str) -> None:
-    command = [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"]
-    env = bench_env(SETTINGS, {"BENCH_SCALING_DB": db})
-    subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, timeout=120)
 
 
 @dataclass
@@ -394,7 +285,7 @@ def run_ladder(args: argparse.Namespace, workers: int, redis: Redis, db: str) ->
             "connect_timeout": args.connect_timeout,
         }
         print(f"[{workers} worker(s)] uvicorn pid {server.pid} on {server.base}", file=sys.stderr)
-        client = Child("client", [sys.executable, __file__, CLIENT_FLAG, json.dumps(cfg)])
+        client = ClientProcess(__file__, cfg)
         publisher = Child("publisher", [sys.executable, __file__, PUBLISHER_FLAG], bench_env(SETTINGS, env))
         run = Run(workers, 0, {})
         try:
@@ -631,14 +522,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp, redis_server(tmp) as redis:
         for workers in args.workers:
             db = os.path.join(tmp, f"db-{workers}.sqlite3")
-            migrate(db)
+            migrate(SETTINGS, {"BENCH_SCALING_DB": db})
             runs.append(run_ladder(args, workers, redis, db))
     report(args, runs)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == [CLIENT_FLAG]:
-        client_main(sys.argv[2])
+        run_client(_client, sys.argv[2])
     elif sys.argv[1:2] == [PUBLISHER_FLAG]:
         publisher_main()
     else:

@@ -5,34 +5,33 @@ from collections.abc import Iterator
 import pytest
 
 from tests.postgres_server import Postgres, start_postgres
-from tests.servers import Server, start
-
-
-class Servers:
-    """Starts each kind of server once per test session (per xdist worker), on first use."""
-
-    def __init__(self) -> None:
-        self._running: dict[str, Server] = {}
-
-    def __getitem__(self, name: str) -> Server:
-        if name not in self._running:
-            self._running[name] = start(name)
-        server = self._running[name]
-        assert server.process.poll() is None, f"{name} died:\n{server.log()}"
-        return server
-
-    def stop_all(self) -> None:
-        for server in self._running.values():
-            server.stop()
+from tests.servers import Server, Started
 
 
 @pytest.fixture(scope="session")
-def servers() -> Iterator[Servers]:
-    running = Servers()
+def started() -> Iterator[Started]:
+    """The session's shared processes (per xdist worker), each started on first use
+    (tests/servers.py ``Started``); all stopped, by their PIDs, when the session ends."""
+    running = Started()
     try:
         yield running
     finally:
         running.stop_all()
+
+
+class Servers:
+    """``servers[name]``: server ``name`` with its usual settings, from the session's ``started``."""
+
+    def __init__(self, started: Started) -> None:
+        self._started = started
+
+    def __getitem__(self, name: str) -> Server:
+        return self._started.server(name)
+
+
+@pytest.fixture(scope="session")
+def servers(started: Started) -> Servers:
+    return Servers(started)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,8 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from psycopg import sql
 
 from django_sse.backends.wakeup import LISTENER_NAME
 from tests import servers
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, ProcessHandle, free_port
 
 SETTINGS = "tests.project.settings_postgres"
 #: Settings for speed, not durability: a test server's data lives as long as the test run.
@@ -63,26 +61,20 @@ def _run_as() -> dict[str, Any]:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
-@dataclass
-class Postgres:
-    port: int
-    process: subprocess.Popen[bytes]
-    #: The temp directory: data/ (the cluster), the Unix socket, and postgres.log.
-    directory: Path
+class Postgres(ProcessHandle):
+    """A running postmaster. ``stop()`` is a fast shutdown (SIGINT: SIGTERM, a smart shutdown, would
+    wait for every client to leave), then SIGKILL after 10 s, and removes the temp directory."""
+
+    stop_signal = signal.SIGINT
+
+    def __init__(self, port: int, process: subprocess.Popen[bytes], directory: Path) -> None:
+        super().__init__("postgres", port, process, directory / "postgres.log")
+        #: The temp directory: data/ (the cluster), the Unix socket, and postgres.log.
+        self.directory = directory
 
     @property
     def data(self) -> Path:
         return self.directory / "data"
-
-    @property
-    def log_path(self) -> Path:
-        return self.directory / "postgres.log"
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -120,15 +112,8 @@ class Postgres:
         return int(rows[0][0])
 
     def shutdown(self) -> None:
-        """Stop the postmaster by its PID: SIGINT (fast shutdown: SIGTERM, a smart shutdown, would
-        wait for every client to leave), then SIGKILL after 10 s. The data directory stays."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        """Stop the postmaster by its PID; the data directory stays."""
+        super().stop()
 
     def stop(self) -> None:
         """Shut down and remove the temp directory (a cluster is some 40 MB)."""
@@ -161,20 +146,13 @@ def _server_env(directory: Path) -> dict[str, str]:
 
 def _wait_ready(pg: Postgres, timeout: float = READY_TIMEOUT) -> None:
     """Wait (bounded) until a connection succeeds; on failure stop it and raise with the server log."""
-    deadline = time.monotonic() + timeout
-    error: Exception | None = None
-    while time.monotonic() < deadline:
-        if pg.process.poll() is not None:
-            raise RuntimeError(f"postgres exited with {pg.process.returncode}:\n{pg.log()}")
-        try:
-            with pg.connect(timeout=2) as conn:
-                conn.execute("SELECT 1")
-                return
-        except psycopg.OperationalError as exc:
-            error = exc
-            time.sleep(0.05)
-    pg.shutdown()
-    raise RuntimeError(f"postgres did not accept connections within {timeout} s ({error}):\n{pg.log()}")
+
+    def connects() -> bool:
+        with pg.connect(timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+
+    pg.wait_ready(connects, timeout=timeout, interval=0.05, errors=(psycopg.OperationalError,))
 
 
 def start_postgres(port: int | None = None) -> Postgres:

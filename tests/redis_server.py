@@ -6,17 +6,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-from dataclasses import dataclass
+from pathlib import Path
 
-from tests.servers import free_port, stop_process
+from tests.servers import ProcessHandle, free_port
 
 
-@dataclass
-class Redis:
-    port: int
-    process: subprocess.Popen[bytes]
-    directory: str
+class Redis(ProcessHandle):
+    """A running redis-server; its log is redis.log in its temp ``directory``."""
+
+    def __init__(self, port: int, process: subprocess.Popen[bytes], directory: str) -> None:
+        super().__init__("redis-server", port, process, Path(directory) / "redis.log")
+        self.directory = directory
 
     @property
     def url(self) -> str:
@@ -43,9 +43,6 @@ class Redis:
                 return int(line.split("calls=")[1].split(",")[0])
         return 0
 
-    def stop(self) -> None:
-        stop_process(self.process)
-
 
 def start_redis(port: int | None = None) -> Redis:
     binary = shutil.which("redis-server")
@@ -53,30 +50,24 @@ def start_redis(port: int | None = None) -> Redis:
         raise RuntimeError("redis-server is not installed: .ci/setup installs Debian's redis-server")
     port = port or free_port()
     directory = tempfile.mkdtemp(prefix="sse-redis-")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            directory,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(Path(directory) / "redis.log", "wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                directory,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     redis = Redis(port, process, directory)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if "PONG" in redis.command("PING"):
-                return redis
-        except OSError:
-            time.sleep(0.05)
-    redis.stop()
-    raise RuntimeError(f"redis-server did not answer on port {port}")
+    redis.wait_ready(lambda: "PONG" in redis.command("PING"), timeout=10, interval=0.05)
+    return redis

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -69,10 +70,10 @@ def publish_all(
     return [int(line.split()[0]) for line in out.splitlines()]
 
 
-def stop_process(process: subprocess.Popen) -> None:
-    """Stop a process the tests started, by its PID: SIGTERM, then SIGKILL after 10 s."""
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Stop a process the tests started, by its PID: ``sig`` (SIGTERM), then SIGKILL after 10 s."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sig)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -137,30 +138,123 @@ MORE_WSGI_SERVERS = ["uwsgi", "waitress", "runserver-wsgi"]
 EVERY_SERVER = ALL_SERVERS + MORE_WSGI_SERVERS
 
 
-@dataclass
-class Server:
-    """One running server process."""
+class ProcessHandle:
+    """A process a test started, on a port of 127.0.0.1: its Popen and its log, stopped by its PID.
 
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    base_url: str = field(init=False)
+    The base of every handle (servers, nginx, redis-server, PostgreSQL): ``name`` says what it is in
+    messages; ``stop_signal`` is what ``stop()`` sends first (then SIGKILL, see stop_process).
+    """
 
-    def __post_init__(self) -> None:
-        self.base_url = f"http://127.0.0.1:{self.port}"
+    stop_signal: int = signal.SIGTERM
+
+    def __init__(self, name: str, port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.name = name
+        self.port = port
+        self.process = process
+        self.log_path = log_path
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} port={self.port} pid={self.process.pid}>"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def failure_output(self) -> str:
+        """What to show when it fails to start: its log."""
+        return self.log()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        stop_process(self.process, self.stop_signal)
+
+    def wait_ready(
+        self,
+        ready: Callable[[], bool],
+        *,
+        timeout: float,
+        interval: float = 0.1,
+        errors: tuple[type[Exception], ...] = (OSError, httpx.HTTPError),
+    ) -> None:
+        """Wait (bounded) until ``ready()`` is true (``errors`` it raises mean "not yet"); if the process
+        exits first, raise; if ``timeout`` passes, stop it and raise; with failure_output()."""
+        deadline = time.monotonic() + timeout
+        error: Exception | None = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.failure_output()}"
+                )
+            try:
+                if ready():
+                    return
+            except errors as exc:
+                error = exc
+            time.sleep(interval)
+        stop_process(
+            self.process, self.stop_signal
+        )  # the process only: a subclass's stop() may clean up more
+        reason = f" ({error})" if error is not None else ""
+        raise RuntimeError(f"{self.name} did not answer within {timeout} s{reason}:\n{self.failure_output()}")
+
+
+class HttpHandle(ProcessHandle):
+    """A process that answers HTTP on its port."""
+
+    def __init__(self, name: str, port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        super().__init__(name, port, process, log_path)
+        self.base_url = f"http://127.0.0.1:{port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def wait_answering(self, path: str, timeout: float) -> None:
+        """Wait (bounded) until GET ``path`` answers 200."""
+        self.wait_ready(lambda: httpx.get(self.url(path), timeout=1).status_code == 200, timeout=timeout)
+
+
+H = TypeVar("H", bound=ProcessHandle)
+
+
+class Started:
+    """Processes started on first use and kept running for the session (per xdist worker): the
+    tests' one registry of shared processes (tests/conftest.py's ``started`` fixture stops them all).
+
+    ``shared(key, start)`` returns the running handle for ``key``, calling ``start()`` the first time;
+    a handle whose process has died fails the test that asks for it. Keys are tuples whose first
+    item says what kind of process: ``("server", name, settings)``, ``("nginx", upstream, config)``.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, ProcessHandle] = {}
+
+    def shared(self, key: Hashable, start: Callable[[], H]) -> H:
+        handle = self._running.get(key)
+        if handle is None:
+            handle = self._running[key] = start()
+        assert handle.alive(), f"{handle.name} died:\n{handle.log()}"
+        return handle  # type: ignore[return-value]  # what start() returned for this key
+
+    def server(self, name: str, settings: str | None = None) -> Server:
+        """Server ``name`` (with ``settings``, default its usual ones), started on first use."""
+        return self.shared(("server", name, settings), lambda: start(name, settings=settings))
+
+    def stop_all(self) -> None:
+        """Stop every process, the newest first (a proxy before its upstream)."""
+        for handle in reversed(list(self._running.values())):
+            handle.stop()
+        self._running.clear()
+
+
+class Server(HttpHandle):
+    """One running server process (``name`` is its kind, a key of _commands())."""
 
     def stats(self) -> dict:
         return httpx.get(self.url("/stats/"), timeout=10).json()
-
-    def stop(self) -> None:
-        stop_process(self.process)
 
 
 def start(
@@ -185,17 +279,8 @@ def start(
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_fd, stderr=subprocess.STDOUT)
     os.close(log_fd)
     server = Server(name, port, process, Path(log_name))
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(server.url(ready_path), timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{name} did not answer within {ready_timeout} s:\n{server.log()}")
+    server.wait_answering(ready_path, ready_timeout)
+    return server
 
 
 # nginx in front of a server: a real nginx (Debian's package), with a generated configuration.
@@ -235,27 +320,19 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
-@dataclass
-class Nginx:
-    """A running nginx: its master process, started with ``daemon off``, stopped by its PID."""
+class Nginx(HttpHandle):
+    """A running nginx: its master process, started with ``daemon off``, stopped by its PID (SIGTERM
+    is nginx's fast shutdown; a graceful SIGQUIT would wait for open streams). log() is its error log."""
 
-    port: int
-    process: subprocess.Popen[bytes]
-    directory: Path
-    base_url: str = field(init=False)
+    def __init__(self, port: int, process: subprocess.Popen[bytes], directory: Path) -> None:
+        super().__init__("nginx", port, process, directory / "error.log")
+        #: The configuration, pid file, temp paths and logs.
+        self.directory = directory
 
-    def __post_init__(self) -> None:
-        self.base_url = f"http://127.0.0.1:{self.port}"
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-    def log(self) -> str:
-        return (self.directory / "error.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        # SIGTERM is nginx's fast shutdown (a graceful SIGQUIT would wait for open streams).
-        stop_process(self.process)
+    def failure_output(self) -> str:
+        # nginx writes to stderr.log before its error_log is open.
+        parts = [self.directory / "stderr.log", self.log_path, self.directory / "nginx.conf"]
+        return "\n".join(path.read_text(errors="replace") for path in parts if path.exists())
 
 
 def start_nginx(
@@ -294,15 +371,5 @@ def start_nginx(
     with log:
         process = subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
     proxy = Nginx(port, process, directory)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = (directory / "stderr.log").read_text(errors="replace")
-            raise RuntimeError(f"nginx exited with {process.returncode}:\n{output}\n{conf}")
-        try:
-            if httpx.get(proxy.url(ready_path), timeout=1).status_code == 200:
-                return proxy
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proxy.stop()
-    raise RuntimeError(f"nginx did not answer within 15 s:\n{proxy.log()}")
+    proxy.wait_answering(ready_path, 15)
+    return proxy

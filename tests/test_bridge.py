@@ -32,7 +32,7 @@ def test_sync_source_runs_on_one_named_thread_with_the_callers_context():
 
 def test_timeouts_keep_the_item_in_progress():
     def slow():
-        time.sleep(0.3)
+        time.sleep(0.3)  # the slow item under test, not a wait
         yield "a"
         yield "b"
 
@@ -45,7 +45,7 @@ def test_timeouts_keep_the_item_in_progress():
 
 def test_async_source_for_sync_iterable_does_not_block_the_loop():
     def blocking():
-        time.sleep(0.3)
+        time.sleep(0.3)  # the blocking item under test, not a wait
         yield "done"
 
     async def run():
@@ -70,14 +70,17 @@ def test_closing_a_sync_source_stops_its_thread():
         finally:
             stopped.set()
 
+    before = set(threading.enumerate())
     source = bridge.sync_source(endless())
     assert source.get(None) == 1
+    started = [t for t in threading.enumerate() if t not in before and t.name == "django-sse-sync"]
+    assert started, "the source runs on a thread of its own"
     source.close()
     assert stopped.wait(5)
-    deadline = time.monotonic() + 5
-    while any(t.name == "django-sse-sync" for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not any(t.name == "django-sse-sync" for t in threading.enumerate())
+    # Only this test's thread: one another test leaked is that test's failure, not this one's.
+    for thread in started:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in started)
 
 
 def test_async_iterable_for_a_sync_consumer_runs_on_its_own_loop_thread():

@@ -178,8 +178,9 @@ def test_on_ready_is_called_on_the_loop_for_events_and_for_the_end():
         hub.add(sub)
         threading.Thread(target=deliver, args=(hub, [("a", Event(data="x", id="1"))])).start()
         await asyncio.wait_for(called.wait(), 5)
+        called.clear()
         hub.close_all("bye")
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(called.wait(), 5)  # on_ready again, for the end
         assert sub.pop() == (1, Event(data="x", id="1"))
         with pytest.raises(Closed):
             sub.pop()

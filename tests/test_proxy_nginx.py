@@ -12,12 +12,11 @@ import os
 import re
 import textwrap
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.servers import ROOT, Nginx, nginx_binary, start_nginx
+from tests.servers import ROOT, Nginx, Started, nginx_binary, start_nginx
 from tests.sse_client import (
     INTERVAL,
     MODES,
@@ -62,39 +61,31 @@ def require_nginx() -> str:
     return binary
 
 
-class Proxies:
-    """One nginx per (upstream server, configuration), started on first use."""
+def start_proxy(upstream_port: int, config: str) -> Nginx:
+    """nginx in front of ``127.0.0.1:upstream_port``: with its defaults made worse, or as documented."""
+    require_nginx()
+    if config == "documented":
+        upstream, location = documented_config(upstream_port)
+        return start_nginx(upstream_port, http=upstream, server=location)
+    return start_nginx(upstream_port)
 
-    def __init__(self, servers) -> None:
-        self._servers = servers
-        self._running: dict[tuple[str, str], Nginx] = {}
+
+class Proxies:
+    """``proxies[server_name, config]``: one nginx per (upstream server, configuration), from the
+    session's ``started`` (started on first use, stopped at the end of the session)."""
+
+    def __init__(self, started: Started) -> None:
+        self._started = started
 
     def __getitem__(self, key: tuple[str, str]) -> Nginx:
-        if key not in self._running:
-            require_nginx()
-            server_name, config = key
-            port = self._servers[server_name].port
-            if config == "documented":
-                upstream, location = documented_config(port)
-                self._running[key] = start_nginx(port, http=upstream, server=location)
-            else:
-                self._running[key] = start_nginx(port)
-        proxy = self._running[key]
-        assert proxy.process.poll() is None, f"nginx died:\n{proxy.log()}"
-        return proxy
-
-    def stop_all(self) -> None:
-        for proxy in self._running.values():
-            proxy.stop()
+        server_name, config = key
+        port = self._started.server(server_name).port
+        return self._started.shared(("nginx", server_name, config), lambda: start_proxy(port, config))
 
 
 @pytest.fixture(scope="session")
-def proxies(servers) -> Iterator[Proxies]:
-    running = Proxies(servers)
-    try:
-        yield running
-    finally:
-        running.stop_all()
+def proxies(started: Started) -> Proxies:
+    return Proxies(started)
 
 
 def test_the_documented_snippets_are_found():

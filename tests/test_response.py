@@ -190,10 +190,13 @@ def test_asgi_disconnect_mid_item_closes_the_async_generator_at_once(heartbeat):
     async def run():
         closed = asyncio.Event()
 
+        mid_item = asyncio.Event()
+
         async def events():
             try:
                 yield "first"
-                await asyncio.sleep(30)
+                mid_item.set()
+                await asyncio.sleep(30)  # the item in progress when the client leaves
                 yield "never"
             finally:
                 closed.set()
@@ -204,7 +207,7 @@ def test_asgi_disconnect_mid_item_closes_the_async_generator_at_once(heartbeat):
                     pass
 
         task = asyncio.create_task(serve())
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(mid_item.wait(), 5)
         task.cancel()
         await asyncio.wait_for(closed.wait(), 1)
 
@@ -257,7 +260,10 @@ def test_channel_stream_heartbeats_while_idle_and_ends_when_the_client_falls_beh
         live = await anext(chunks)
         for i in range(6):  # more than CLIENT_BUFFER while the stream is not read
             backend.publish("a", Event(data=str(i)))
-        await asyncio.sleep(0.01)
+        for _ in range(100):  # the hub hands them over on the loop: until it drops the stream
+            if not len(backend.hub):
+                break
+            await asyncio.sleep(0.01)
         rest = [chunk async for chunk in chunks]
         return head, idle, live, rest, backend.hub.slow_clients, len(backend.hub)
 

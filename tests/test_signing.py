@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-import threading
-import time
 from types import SimpleNamespace
 from urllib.parse import quote
 
@@ -27,6 +25,7 @@ from django_sse.signing import (
     verify_subscription,
 )
 from django_sse.testing import read_events
+from tests.test_views_channels import publish_when_subscribed, when_subscribed
 
 # sign/verify
 
@@ -270,17 +269,6 @@ def urls(settings):
     settings.DJANGO_SSE = {"POLL_INTERVAL": 0.1}
 
 
-def publish_later(channel, values, delay=0.2):
-    def run():
-        time.sleep(delay)  # the stream subscribes first; read_events waits on the events themselves
-        for value in values:
-            publish(channel, value)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 def get(url: str, token: str | None = None, **extra):
     data = {} if token is None else {"token": token}
     return Client().get(url, data, **extra)
@@ -298,8 +286,7 @@ view_test = pytest.mark.django_db(transaction=True)
 def test_a_valid_token_streams_its_channels(urls):
     response = get("/room/a,b/", sign_subscription(["a", "b", "c"]))
     assert response.status_code == 200
-    publish_later("b", ["one"])
-    publish_later("a", ["two"], delay=0.4)
+    when_subscribed(lambda: (publish("b", "one"), publish("a", "two")))
     assert [e.data for e in read_events(response, 2)] == ["one", "two"]
 
 
@@ -341,7 +328,7 @@ def test_invalid_names_are_still_a_400_before_the_token_check(urls):
 def test_without_a_token_the_view_behaves_as_before(urls):
     response = get("/room/a/")
     assert response.status_code == 200
-    publish_later("a", ["one"])
+    publish_when_subscribed("a", ["one"])
     assert [e.data for e in read_events(response, 1)] == ["one"]
     assert refusal(get("/room/private/")) == (403, "You may not read channel 'private'.")
     assert refusal(get("/room/staff/"))[0] == 403  # request.subscription is None
@@ -359,7 +346,7 @@ def test_get_channels_sees_the_subscription_and_the_salt_is_the_views(urls):
     token = sign_subscription(["x", "y"], salt="tests.other-salt")
     response = Client().get("/token-channels/", {"t": token})
     assert response.status_code == 200
-    publish_later("y", ["why"])
+    publish_when_subscribed("y", ["why"])
     assert [e.data for e in read_events(response, 1)] == ["why"]
     assert Client().get("/token-channels/").status_code == 204  # no token, no channels
     wrong_salt = Client().get("/token-channels/", {"t": sign_subscription(["x"])})
@@ -389,6 +376,6 @@ def test_the_revocation_keys_include_the_tokens_user():
 @view_test
 def test_revoking_the_tokens_user_ends_the_stream(urls):
     response = get("/room/a/", sign_subscription(["a"], user=1))
-    threading.Timer(0.3, revoke, kwargs={"key": "user:1"}).start()
+    when_subscribed(lambda: revoke(key="user:1"))
     with pytest.raises(AssertionError, match="the stream ended after"):
         read_events(response, 1, timeout=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,9 +12,14 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client, RequestFactory
 from django.urls import path
 
-from django_sse import Event, EventStreamView, publish
+from django_sse import Event, EventStreamView, history, publish
+from django_sse.backends import get_backend
+from django_sse.backends.embedded import EmbeddedBackend
+from django_sse.event import EventParser
 from django_sse.models import StoredEvent
+from django_sse.stats import get_stats
 from django_sse.testing import aread_events, read_events
+from tests.sse_client import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,27 +60,40 @@ def urls(settings):
     settings.DJANGO_SSE = {"MAX_CHANNELS": 3, "POLL_INTERVAL": 0.1}
 
 
-def publish_later(channel, values, delay=0.2):
+def when_subscribed(
+    action: Callable[[], object], *, streams: int = 1, timeout: float = 10.0
+) -> threading.Thread:
+    """Call ``action`` on a thread of its own once ``streams`` streams of this process are subscribed
+    to channels (waited on, bounded by ``timeout``; if they never are, it is not called and the
+    test's read times out).
+
+    For a response read on the test's own thread: its stream subscribes only once it is read.
+    """
+
     def run():
-        time.sleep(delay)
-        for value in values:
-            publish(channel, value)
+        if wait_for(lambda: get_stats().subscribed >= streams, timeout=timeout, interval=0.01):
+            action()
 
     thread = threading.Thread(target=run)
     thread.start()
     return thread
 
 
+def publish_when_subscribed(channel: str, values: list[str], *, streams: int = 1) -> threading.Thread:
+    """Publish ``values`` to ``channel``, in order, once ``streams`` streams are subscribed."""
+    return when_subscribed(lambda: [publish(channel, value) for value in values], streams=streams)
+
+
 def test_live_events_from_publish():
     response = Client().get("/room/a/")
-    publish_later("a", ["one", "two"])
+    publish_when_subscribed("a", ["one", "two"])
     assert [e.data for e in read_events(response, 2)] == ["one", "two"]
 
 
 def test_async_client_and_aread_events():
     async def run():
         response = await AsyncClient().get("/room/a/")
-        publish_later("a", ["one"])
+        publish_when_subscribed("a", ["one"])
         return await aread_events(response, 1)
 
     assert [e.data for e in async_to_sync(run)()] == ["one"]
@@ -85,7 +104,7 @@ def test_replay_after_last_event_id_then_live():
     publish("b", "other channel")
     publish("a", "2")
     response = Client().get("/room/a/", headers={"Last-Event-ID": str(first.id)})
-    publish_later("a", ["3"])
+    publish_when_subscribed("a", ["3"])
     assert [e.data for e in read_events(response, 2)] == ["2", "3"]
 
 
@@ -117,8 +136,19 @@ def test_fresh_connect_sends_position_without_an_event():
 
 def test_snapshot_before_live_and_own_events():
     response = Client().get("/snapshot/a/")
-    publish_later("a", ["live"], delay=0.3)
-    events = read_events(response, 3)
+    # The live event is published once the client has the view's own one: published as soon as the
+    # stream subscribes, it could come first (live and own events go out as they come).
+    chunks, parser, events = iter(response), EventParser(), list[Event]()
+    deadline = time.monotonic() + 10  # checked between chunks (heartbeats are chunks too)
+
+    def read_until(count: int) -> None:
+        while len(events) < count and time.monotonic() < deadline:
+            events.extend(parser.feed(next(chunks)))
+
+    read_until(2)
+    publish("a", "live")
+    read_until(3)
+    response.close()
     assert [(e.event, e.data) for e in events] == [
         ("snapshot", "[1, 2]"),
         ("hello", "own"),
@@ -183,7 +213,7 @@ class AwaitablePermission(Room):
 
 def test_async_hooks_are_awaited():
     response = async_to_sync(AsyncHooks.as_view())(RequestFactory().get("/"), names="a,b")
-    publish_later("b", ["live"])
+    publish_when_subscribed("b", ["live"])
     assert [e.data for e in read_events(response, 1)] == ["live"]
     forbidden = async_to_sync(AsyncHooks.as_view())(RequestFactory().get("/"), names="a,private")
     assert forbidden.status_code == 403
@@ -206,12 +236,15 @@ def test_a_new_channel_starts_from_now_while_other_channels_are_streamed():
     # A stream stays open on another channel, so the dispatcher keeps running meanwhile.
     with ThreadPoolExecutor(1) as pool:
         busy = pool.submit(read_events, Client().get("/room/busy/"), 2)
-        publish_later("busy", ["tick"]).join()
-        for i in range(3):
-            publish("quiet", f"old {i}")
-        time.sleep(0.3)  # the dispatcher's poll reads past them (nobody listens to "quiet" yet)
+        publish_when_subscribed("busy", ["tick"]).join()
+        old = [publish("quiet", f"old {i}") for i in range(3)]
+        # The dispatcher reads past them (nobody listens to "quiet" yet): its position, private.
+        backend = get_backend()
+        assert isinstance(backend, EmbeddedBackend) and backend.dispatcher is not None
+        dispatcher, newest = backend.dispatcher, history.id_of(old[-1])
+        assert wait_for(lambda: (dispatcher._position or 0) >= newest, timeout=10)
         response = Client().get("/room/quiet/")
-        publish_later("quiet", ["new"])
+        publish_when_subscribed("quiet", ["new"], streams=2)  # the busy stream and this one
         assert [e.data for e in read_events(response, 1)] == ["new"]
         publish("busy", "tock")
         assert [e.data for e in busy.result(timeout=10)] == ["tick", "tock"]
@@ -220,17 +253,15 @@ def test_a_new_channel_starts_from_now_while_other_channels_are_streamed():
 class Ticking(Room):
     def stream(self, request, *args, **kwargs):
         while True:
-            time.sleep(0.05)
+            time.sleep(0.05)  # the stream's own pacing, not a wait
             yield Event(event="tick", data="own")
 
 
 def test_a_stream_with_its_own_events_still_ends_when_its_channels_end():
     # At shutdown (or for a slow client) the whole stream ends, so the client reconnects and replays,
     # rather than going on with its own events and never a channel event again.
-    from django_sse.backends import get_backend
-
     response = async_to_sync(Ticking.as_view())(RequestFactory().get("/"), names="a")
-    threading.Timer(0.3, get_backend().close, args=("bye",)).start()
+    when_subscribed(lambda: get_backend().close("bye"))
     with pytest.raises(AssertionError, match="the stream ended after"):
         read_events(response, 1000, timeout=10)
 
