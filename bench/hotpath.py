@@ -4,7 +4,7 @@ Run from the repository root: ``.venv/bin/python bench/hotpath.py [--streams N] 
 Every stream is consumed the way Django's ASGI handler does it (``aclosing(aiter(response))``, one
 ``send()`` per chunk, here a no-op that counts events). Rows, each on a fresh event loop:
 
-- ``channel``: ``EventStreamResponse(channel_stream(...))``, as ``EventStreamView`` with ``channels``
+- ``channel``: ``EventStreamResponse(ChannelStream(...))``, as ``EventStreamView`` with ``channels``
   builds it, with the embedded backend and history off (no database); events are published with
   ``backend.publish()``, i.e. ``Hub.deliver()`` and one ``call_soon_threadsafe`` per event.
 - ``asgi``: the same ``channel`` response, sent by ``django_sse.asgi.ASGIHandler.send_response()``
@@ -74,7 +74,7 @@ async def run_row(kind: str, streams: int, events: int, burst: int) -> float:
     from django_sse import Event, EventStreamResponse
     from django_sse.asgi import ASGIHandler
     from django_sse.backends import get_backend, reset_backend
-    from django_sse.delivery.channel_stream import channel_stream
+    from django_sse.delivery.channel_stream import ChannelStream
 
     counter = Counter()
     queues: list[asyncio.Queue[Any]] = []
@@ -89,7 +89,7 @@ async def run_row(kind: str, streams: int, events: int, burst: int) -> float:
 
     def make_response() -> Any:
         if kind in ("channel", "asgi"):
-            stream = channel_stream(["bench"], None, own=None, initial=None, reset_event="reset")
+            stream = ChannelStream(["bench"], None, own=None, initial=None, reset_event="reset")
             return EventStreamResponse(stream)
         if kind == "queue":
             return EventStreamResponse(from_queue(encoded=False))

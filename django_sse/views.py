@@ -16,7 +16,7 @@ from . import limits, signing
 from .channel_names import validate_channel
 from .conf import get_settings
 from .delivery import bridge
-from .delivery.channel_stream import channel_stream
+from .delivery.channel_stream import ChannelStream
 from .response import DEFAULT, Default, EventStreamResponse
 from .revocation import session_key, user_key
 
@@ -188,7 +188,7 @@ class EventStreamView(View):
             keys = await self.get_revocation_keys(request, *args, **kwargs)
         else:  # on the worker thread that subscribes: no trip of its own
             keys = functools.partial(self.get_revocation_keys, request, *args, **kwargs)  # type: ignore[assignment]
-        events = channel_stream(
+        events = ChannelStream(
             channels,
             request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None,
             own=own,

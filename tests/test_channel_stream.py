@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from django_sse.backends import get_backend, open_subscriptions
-from django_sse.delivery.channel_stream import channel_stream
+from django_sse.delivery.channel_stream import ChannelStream
 from tests.sse_client import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +27,7 @@ def test_a_stream_closed_while_it_subscribes_leaves_no_subscription(monkeypatch)
     monkeypatch.setattr(backend, "subscribe", slow_subscribe)
 
     async def run():
-        stream = channel_stream(["a"], None, own=None, initial=None, reset_event="reset")
+        stream = ChannelStream(["a"], None, own=None, initial=None, reset_event="reset")
         reading = asyncio.ensure_future(stream.get(None))
         assert await asyncio.to_thread(entered.wait, 10)
         # The client leaves: the server cancels the response while subscribe() runs on its thread.

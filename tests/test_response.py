@@ -223,9 +223,9 @@ def channels_without_history(settings, monkeypatch):
 
 
 def channel_response(heartbeat=None):
-    from django_sse.delivery.channel_stream import channel_stream
+    from django_sse.delivery.channel_stream import ChannelStream
 
-    stream = channel_stream(["a"], None, own=None, initial=None, reset_event="reset")
+    stream = ChannelStream(["a"], None, own=None, initial=None, reset_event="reset")
     return EventStreamResponse(stream, retry=None, heartbeat=heartbeat)
 
 

@@ -25,7 +25,7 @@ from django_sse.signing import (
     verify_subscription,
 )
 from django_sse.testing import read_events
-from tests.test_views_channels import publish_when_subscribed, when_subscribed
+from tests.sse_client import publish_when_subscribed, when_subscribed
 
 # sign/verify
 

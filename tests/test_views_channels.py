@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -17,9 +15,8 @@ from django_sse.backends import get_backend
 from django_sse.backends.embedded import EmbeddedBackend
 from django_sse.event import EventParser
 from django_sse.models import StoredEvent
-from django_sse.stats import get_stats
 from django_sse.testing import aread_events, read_events
-from tests.sse_client import wait_for
+from tests.sse_client import publish_when_subscribed, wait_for, when_subscribed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,30 +55,6 @@ class Urls:
 def urls(settings):
     settings.ROOT_URLCONF = Urls
     settings.DJANGO_SSE = {"MAX_CHANNELS": 3, "POLL_INTERVAL": 0.1}
-
-
-def when_subscribed(
-    action: Callable[[], object], *, streams: int = 1, timeout: float = 10.0
-) -> threading.Thread:
-    """Call ``action`` on a thread of its own once ``streams`` streams of this process are subscribed
-    to channels (waited on, bounded by ``timeout``; if they never are, it is not called and the
-    test's read times out).
-
-    For a response read on the test's own thread: its stream subscribes only once it is read.
-    """
-
-    def run():
-        if wait_for(lambda: get_stats().subscribed >= streams, timeout=timeout, interval=0.01):
-            action()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
-def publish_when_subscribed(channel: str, values: list[str], *, streams: int = 1) -> threading.Thread:
-    """Publish ``values`` to ``channel``, in order, once ``streams`` streams are subscribed."""
-    return when_subscribed(lambda: [publish(channel, value) for value in values], streams=streams)
 
 
 def test_live_events_from_publish():

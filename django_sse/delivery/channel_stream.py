@@ -27,7 +27,7 @@ from . import bridge, records, shutdown
 from .bridge import END, NOT_READY, AsyncSource, Polled
 from .hub import Closed, SlowClient, Subscription
 
-__all__ = ["ChannelStream", "channel_stream"]
+__all__ = ["ChannelStream"]
 
 _REPLAY_BATCH = 500
 
@@ -45,21 +45,6 @@ def _checked_own(item: Any) -> Any:
             f"must not have an id (got id={item.id!r})."
         )
     return item
-
-
-def channel_stream(
-    channels: Sequence[str],
-    last_event_id: str | None,
-    *,
-    own: Iterable[Any] | AsyncIterable[Any] | None,
-    initial: Initial | None,
-    reset_event: str,
-    keys: Keys = (),
-) -> ChannelStream:
-    """The items of a stream subscribed to ``channels``; see the module docstring."""
-    return ChannelStream(
-        channels, last_event_id, own=own, initial=initial, reset_event=reset_event, keys=keys
-    )
 
 
 class ChannelStream(AsyncSource):
