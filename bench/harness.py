@@ -540,8 +540,17 @@ def run_client(client: Callable[[dict[str, Any]], Coroutine[Any, Any, None]], co
     """A client process's main: ``client(cfg)`` on uvloop (if installed), with room for its sockets."""
     cfg = json.loads(config)
     raise_nofile(cfg["clients"])
-    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
-        runner.run(client(cfg))
+    run_on_client_loop(client(cfg))
+
+
+def run_on_client_loop(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run(main)`` on :func:`client_loop_factory`'s loop (``asyncio.Runner`` is 3.11+)."""
+    loop = client_loop_factory()()
+    try:
+        loop.run_until_complete(main)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def migrate(settings: str, env: Mapping[str, str]) -> None:

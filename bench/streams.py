@@ -36,7 +36,6 @@ from harness import (
     ClientProcess,
     Server,
     bench_env,
-    client_loop_factory,
     cpu_seconds,
     emit,
     log_tail,
@@ -44,6 +43,7 @@ from harness import (
     percentile,
     raise_nofile,
     rss_kib,
+    run_on_client_loop,
     serve,
     split_head,
     threads,
@@ -280,8 +280,7 @@ CLIENT_MODES: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] =
 
 def client_main(config: str) -> None:
     cfg = json.loads(config)
-    with asyncio.Runner(loop_factory=client_loop_factory()) as runner:
-        runner.run(CLIENT_MODES[cfg["mode"]](cfg))
+    run_on_client_loop(CLIENT_MODES[cfg["mode"]](cfg))
 
 
 # ============================================================ orchestration
