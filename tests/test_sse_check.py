@@ -29,7 +29,7 @@ from django_sse.diagnostics import (
 from django_sse.management.commands.sse_check import Command
 from django_sse.testing import read_events
 from tests.project.urls import CHECK_TOKEN
-from tests.servers import free_port, manage, start, start_nginx
+from tests.servers import Nginx, Server, Started, free_port, manage, start_nginx
 from tests.test_proxy_nginx import documented_config, require_nginx
 
 # The command.
@@ -152,41 +152,34 @@ DIAGNOSTICS = "/check/diagnostics/?interval=200&count=6&heartbeat=0.5&idle=2.5"
 
 
 class Deployments:
-    """Servers and nginx instances, started on first use, stopped at the end of the module."""
+    """Servers and nginx in front of them, on this module's own registry (tests/servers.py
+    ``Started``): started on first use, stopped when the module ends."""
 
-    def __init__(self) -> None:
-        self._running: dict[tuple, object] = {}
+    def __init__(self, started: Started) -> None:
+        self.started = started
 
-    def server(self, name: str, settings: str | None = None):
-        key = ("server", name, settings)
-        if key not in self._running:
-            self._running[key] = start(name, settings=settings)
-        return self._running[key]
+    def server(self, name: str, settings: str | None = None) -> Server:
+        return self.started.server(name, settings)
 
-    def nginx(self, name: str, settings: str | None = None, *, documented: bool = False):
-        key = ("nginx", name, settings, documented)
-        if key not in self._running:
+    def nginx(self, name: str, settings: str | None = None, *, documented: bool = False) -> Nginx:
+        def start_proxy() -> Nginx:
             require_nginx()
             port = self.server(name, settings).port
             if documented:
                 upstream, location = documented_config(port)
-                self._running[key] = start_nginx(port, http=upstream, server=location)
-            else:
-                self._running[key] = start_nginx(port)
-        return self._running[key]
+                return start_nginx(port, http=upstream, server=location)
+            return start_nginx(port)
 
-    def stop_all(self) -> None:
-        for running in reversed(list(self._running.values())):
-            running.stop()  # type: ignore[attr-defined]
+        return self.started.shared(("nginx", name, settings, documented), start_proxy)
 
 
 @pytest.fixture(scope="module")
 def deployments() -> Iterator[Deployments]:
-    running = Deployments()
+    started = Started()
     try:
-        yield running
+        yield Deployments(started)
     finally:
-        running.stop_all()
+        started.stop_all()
 
 
 def sse_check(url: str, *args: str) -> tuple[int, str]:
