@@ -151,25 +151,29 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
                 id="django_sse.E006",
             )
         )
-    elif layer.get("BACKEND") == "channels.layers.InMemoryChannelLayer":
-        messages.append(
-            Error(
-                "The InMemoryChannelLayer reaches only its own process, so other processes never hear of "
-                "events published here.",
-                hint="Use channels_redis.pubsub.RedisPubSubChannelLayer, or the embedded default backend.",
-                id="django_sse.E007",
-            )
-        )
-    elif layer.get("BACKEND") == "channels_redis.core.RedisChannelLayer":
-        messages.append(
-            Warning(
-                "channels_redis.core.RedisChannelLayer queues a copy of every message per process and "
-                "drops messages past its capacity; nothing is lost (history catches up) but events are late.",
-                hint="Use channels_redis.pubsub.RedisPubSubChannelLayer for django-sse.",
-                id="django_sse.W003",
-            )
-        )
+    elif (problem := _LAYER_PROBLEMS.get(layer.get("BACKEND"))) is not None:
+        level, message, hint, check_id = problem
+        messages.append(level(message, hint=hint, id=check_id))
     return messages
+
+
+#: Channel layers that work, but not for django-sse: the check each gets.
+_LAYER_PROBLEMS: dict[str, tuple[type[Error] | type[Warning], str, str, str]] = {
+    "channels.layers.InMemoryChannelLayer": (
+        Error,
+        "The InMemoryChannelLayer reaches only its own process, so other processes never hear of "
+        "events published here.",
+        "Use channels_redis.pubsub.RedisPubSubChannelLayer, or the embedded default backend.",
+        "django_sse.E007",
+    ),
+    "channels_redis.core.RedisChannelLayer": (
+        Warning,
+        "channels_redis.core.RedisChannelLayer queues a copy of every message per process and "
+        "drops messages past its capacity; nothing is lost (history catches up) but events are late.",
+        "Use channels_redis.pubsub.RedisPubSubChannelLayer for django-sse.",
+        "django_sse.W003",
+    ),
+}
 
 
 def _check_postgres(path: str) -> list[CheckMessage]:
