@@ -119,7 +119,7 @@ class Decoder:
         self._brotli: Any = None
         if encoding == "br":
             try:
-                import brotli  # type: ignore[import-not-found]
+                import brotli
             except ImportError:
                 self.error = "br (Brotli), which this check decodes only with the brotli package installed"
             else:
