@@ -84,29 +84,31 @@ def test_a_send_that_waits_holds_the_rest_back_and_it_follows_in_one_message():
     async def main():
         more = asyncio.Event()
 
+        produced = asyncio.Event()
+
         async def events():
             yield Event(data="1")
             await more.wait()
             for n in range(2, 5):
                 yield Event(data=str(n))
+            produced.set()  # read ahead to the end: every event is waiting for the writer
 
-        send = Recorder(wait_on=1)  # the first body write (the preamble) waits: a slow reader
+        send = Recorder(wait_on=2)  # the write of event 1 waits: a client that reads slowly
         response = EventStreamResponse(events(), retry=None, heartbeat=None)
         task = asyncio.create_task(ASGIHandler().send_response(response, send))
         await asyncio.wait_for(send.waiting.wait(), 5)
         more.set()
-        for _ in range(50):  # the events arrive while the send waits: nothing more is sent
-            await asyncio.sleep(0)
-        held = len(send.bodies())
+        await asyncio.wait_for(produced.wait(), 5)  # all arrived while the send waits
+        held = len(send.bodies())  # and nothing more was sent meanwhile
         assert send.release is not None
         send.release.set_result(None)
         await asyncio.wait_for(task, 5)
         return held, send
 
     held, send = async_to_sync(main)()
-    assert held == 1
-    # The preamble's send waited; the four events that arrived meanwhile follow in one message.
-    assert send.bodies()[:2] == [b":\n\n", b"data: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n"]
+    assert held == 2  # the preamble, and event 1 (whose send waited)
+    # The three events that arrived meanwhile follow in one message.
+    assert send.bodies()[:3] == [b":\n\n", b"data: 1\n\n", b"data: 2\n\ndata: 3\n\ndata: 4\n\n"]
 
 
 def test_a_failing_stream_sends_what_came_before_ends_cleanly_and_is_error(caplog):
@@ -131,7 +133,7 @@ def test_a_send_that_fails_is_the_client_leaving_not_an_error(caplog):
         while True:
             yield Event(data=str(n))
             n += 1
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the stream's own pacing: one event per loop turn
 
     before = get_stats().closed
     send = Recorder(fail_on=2)

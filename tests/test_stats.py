@@ -313,8 +313,11 @@ async def async_receivers():
         got.append(("async", reason))
         done.set()
 
+    sync_done = threading.Event()
+
     def on_close_sync(sender, reason, **kwargs):
         got.append(("sync", reason))
+        sync_done.set()
 
     stream_closed.connect(on_close)
     stream_closed.connect(on_close_sync)
@@ -323,10 +326,8 @@ async def async_receivers():
         body = b"".join([chunk async for chunk in response])
         assert body.count(b"event: n") == 2
         await asyncio.wait_for(done.wait(), 5)
-        for _ in range(100):  # the sync receiver runs on a thread: bounded wait for it
-            if len(got) == 2:
-                break
-            await asyncio.sleep(0.02)
+        # The sync receiver runs on Django's thread for sync code: wait for it there, bounded.
+        assert await asyncio.to_thread(sync_done.wait, 5)
     finally:
         stream_closed.disconnect(on_close)
         stream_closed.disconnect(on_close_sync)
