@@ -12,7 +12,7 @@ from django.urls import path
 
 from django_sse import Event, EventStreamView, history, publish
 from django_sse.backends import get_backend
-from django_sse.backends.embedded import EmbeddedBackend
+from django_sse.backends.embedded import EmbeddedBackend, StoredFeed
 from django_sse.event import EventParser
 from django_sse.models import StoredEvent
 from django_sse.testing import aread_events, read_events
@@ -213,8 +213,8 @@ def test_a_new_channel_starts_from_now_while_other_channels_are_streamed():
         old = [publish("quiet", f"old {i}") for i in range(3)]
         # The dispatcher reads past them (nobody listens to "quiet" yet): its position, private.
         backend = get_backend()
-        assert isinstance(backend, EmbeddedBackend) and backend.dispatcher is not None
-        dispatcher, newest = backend.dispatcher, history.id_of(old[-1])
+        assert isinstance(backend, EmbeddedBackend) and isinstance(backend.feed, StoredFeed)
+        dispatcher, newest = backend.feed.dispatcher, history.id_of(old[-1])
         assert wait_for(lambda: (dispatcher._position or 0) >= newest, timeout=10)
         response = Client().get("/room/quiet/")
         publish_when_subscribed("quiet", ["new"], streams=2)  # the busy stream and this one

@@ -50,6 +50,16 @@ class BaseBackend(ABC):
         hold a lock of the backend's across a database query.
         """
 
+    def new_subscription(
+        self, channels: Sequence[str], loop: asyncio.AbstractEventLoop, *, keys: Iterable[str] = ()
+    ) -> Subscription:
+        """A subscription of this backend's hub for a stream on ``loop``, sized by the
+        ``CLIENT_BUFFER`` settings; not added to the hub yet (``subscribe`` does that)."""
+        conf = self.settings
+        return Subscription(
+            self.hub, channels, conf.client_buffer, loop, buffer_bytes=conf.client_buffer_bytes, keys=keys
+        )
+
     def close(self, reason: str = "server shutting down") -> None:
         """End every subscribed stream of this process, so that its client reconnects and replays."""
         self.hub.close_all(reason)

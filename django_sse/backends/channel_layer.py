@@ -145,10 +145,7 @@ class ChannelLayerBackend(BaseBackend):
                 self._run(self._join(channels))
             except Exception as exc:
                 self._mark_down(exc)
-        conf = self.settings
-        subscription = Subscription(
-            self.hub, channels, conf.client_buffer, loop, buffer_bytes=conf.client_buffer_bytes, keys=keys
-        )
+        subscription = self.new_subscription(channels, loop, keys=keys)
         position = self.dispatcher.add(subscription)
         if not self.available:
             # It ends after its replay; the client comes back after `retry` and replays again.

@@ -96,10 +96,7 @@ class PostgresBackend(BaseBackend):
         self, channels: Sequence[str], loop: asyncio.AbstractEventLoop, *, keys: Iterable[str] = ()
     ) -> tuple[Subscription, int]:
         self._start_listener()
-        conf = self.settings
-        subscription = Subscription(
-            self.hub, channels, conf.client_buffer, loop, buffer_bytes=conf.client_buffer_bytes, keys=keys
-        )
+        subscription = self.new_subscription(channels, loop, keys=keys)
         # Anything committed after this position and before the listener listens is read when it
         # starts to: it wakes the dispatcher each time it (re)connects.
         position = self.dispatcher.add(subscription)
