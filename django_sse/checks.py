@@ -129,10 +129,8 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
         return [
             Error(f"{SETTING_NAME}['BACKEND'] {conf.backend!r} is not a BaseBackend.", id="django_sse.E009")
         ]
-    if not issubclass(backend, (ChannelLayerBackend, PostgresBackend)):
-        return _check_wakeup(conf.history)
     messages: list[CheckMessage] = []
-    if not conf.history:
+    if backend.needs_history and not conf.history:
         messages.append(
             Error(
                 f"{conf.backend} needs history: events are stored so that any process can read them.",
@@ -140,6 +138,8 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
                 id="django_sse.E008",
             )
         )
+    if not issubclass(backend, (ChannelLayerBackend, PostgresBackend)):
+        return messages + _check_wakeup(conf.history)
     if issubclass(backend, PostgresBackend):
         return messages + _check_postgres(conf.backend)
     layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get(conf.channel_layer)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import SSESettings
 from ..delivery.hub import Hub, Subscription
@@ -22,7 +25,15 @@ class BaseBackend(ABC):
     will receive events: every event with a greater id, none with a smaller.
     """
 
+    #: Whether the backend reads its events back from history, so that ``HISTORY`` may not be off
+    #: (it is then refused with ``ImproperlyConfigured``, and by check ``django_sse.E008``).
+    needs_history: ClassVar[bool] = False
+
     def __init__(self, settings: SSESettings) -> None:
+        if self.needs_history and not settings.history:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs history: events are stored so that any process can read them."
+            )
         self.settings = settings
         self.hub = Hub()
 

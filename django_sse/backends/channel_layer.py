@@ -25,7 +25,6 @@ import time
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import router, transaction
 
 from ..conf import SSESettings
@@ -82,12 +81,10 @@ CONNECTION_ERRORS = _ConnectionErrors()
 class ChannelLayerBackend(BaseBackend):
     """Fan-out across processes and machines through the ``CHANNEL_LAYERS`` entry ``CHANNEL_LAYER``."""
 
+    needs_history = True
+
     def __init__(self, settings: SSESettings) -> None:
         super().__init__(settings)
-        if not settings.history:
-            raise ImproperlyConfigured(
-                "ChannelLayerBackend needs history: events are stored so that any process can read them."
-            )
         from channels.layers import get_channel_layer
 
         self._wakeup = wakeup.LocalWakeup()  # the layer carries the announcements between processes

@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, router, transaction
 
 from ..conf import SSESettings
@@ -49,12 +48,10 @@ UNAVAILABLE = "PostgreSQL listener unavailable"
 class PostgresBackend(BaseBackend):
     """Fan-out across processes and machines through ``LISTEN``/``NOTIFY`` on the history's database."""
 
+    needs_history = True
+
     def __init__(self, settings: SSESettings) -> None:
         super().__init__(settings)
-        if not settings.history:
-            raise ImproperlyConfigured(
-                "PostgresBackend needs history: events are stored so that any process can read them."
-            )
         self.alias = router.db_for_write(StoredEvent)
         self._wakeup = wakeup.LocalWakeup()  # the listener passes on what it hears
         #: Reads the announced events from history; woken only by the listener.
