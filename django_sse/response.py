@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import logging
@@ -218,18 +219,17 @@ async def _async_chunks(parts: StreamParts, record: StreamRecord | None) -> Asyn
     # (and its database connection) would only wait for the stream to end.
     bridge.release_request_thread()
     encoder, heartbeat = parts.encoder, parts.heartbeat
-    source: bridge.AsyncSource | None = None
-    ended_by: BaseException | None = None
-    try:
+    with _ending(parts.name, record):
         if parts.preamble:
             _count(record, 0, parts.preamble)
             yield parts.preamble  # the headers go out now (daphne sends none before a body)
         source = bridge.async_source(parts.events)
-        while (item := await source.get(heartbeat)) is not bridge.END:
-            if item is bridge.IDLE:
-                _count(record, 0, HEARTBEAT)
-                yield HEARTBEAT
-            else:
+        try:
+            while (item := await source.get(heartbeat)) is not bridge.END:
+                if item is bridge.IDLE:
+                    _count(record, 0, HEARTBEAT)
+                    yield HEARTBEAT
+                    continue
                 chunks = [encoder(item)]
                 size = len(chunks[0])
                 # Events that are there already (a channel stream's buffer) go out together: one
@@ -248,55 +248,48 @@ async def _async_chunks(parts: StreamParts, record: StreamRecord | None) -> Asyn
                     record.events += len(chunks)
                     record.bytes += len(body)
                 yield body
-    except Exception as exc:
-        ended_by = exc
-        stream_failed(parts.name, exc)  # and the response ends normally: the client reconnects
-        if raise_failures.get():
-            raise
-    except BaseException as exc:  # cancelled, or closed by the server: the client has gone
-        ended_by = exc
-        raise
-    finally:
-        try:
-            if source is not None:
-                await source.aclose()
         finally:
-            if record is not None:
-                record.end(ended_by)
+            await source.aclose()
 
 
 def _sync_chunks(parts: StreamParts, record: StreamRecord | None) -> Generator[bytes, None, None]:
     encoder, heartbeat = parts.encoder, parts.heartbeat
-    source: bridge.SyncSource | None = None
-    ended_by: BaseException | None = None
-    try:
+    with _ending(parts.name, record):
         if parts.preamble:
             _count(record, 0, parts.preamble)
             yield parts.preamble
         source = bridge.sync_source(parts.events)
-        while (item := source.get(heartbeat)) is not bridge.END:
-            if item is bridge.IDLE:
-                _count(record, 0, HEARTBEAT)
-                yield HEARTBEAT
-            else:
-                chunk = encoder(item)
-                _count(record, 1, chunk)
-                yield chunk
+        try:
+            while (item := source.get(heartbeat)) is not bridge.END:
+                if item is bridge.IDLE:
+                    _count(record, 0, HEARTBEAT)
+                    yield HEARTBEAT
+                else:
+                    chunk = encoder(item)
+                    _count(record, 1, chunk)
+                    yield chunk
+        finally:
+            source.close()
+
+
+@contextlib.contextmanager
+def _ending(name: str, record: StreamRecord | None) -> Iterator[None]:
+    """How both loops end: a failure is logged and the response ends normally (so that the client
+    reconnects); whatever ended it goes on the stream's record."""
+    ended_by: BaseException | None = None
+    try:
+        yield
     except Exception as exc:
         ended_by = exc
-        stream_failed(parts.name, exc)
+        stream_failed(name, exc)
         if raise_failures.get():
             raise
-    except BaseException as exc:  # GeneratorExit: the server closed the response, the client has gone
+    except BaseException as exc:  # cancelled or closed by the server (GeneratorExit): the client has gone
         ended_by = exc
         raise
     finally:
-        try:
-            if source is not None:
-                source.close()
-        finally:
-            if record is not None:
-                record.end(ended_by)
+        if record is not None:
+            record.end(ended_by)
 
 
 def _count(record: StreamRecord | None, events: int, body: bytes) -> None:
