@@ -1,20 +1,29 @@
-"""Helpers for your own tests: read the events an ``EventStreamView`` response sends."""
+"""Helpers for your own tests: read the events an ``EventStreamView`` response sends, and act once
+its stream has subscribed."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.core.signals import request_finished
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from .delivery import bridge
 from .event import Event, EventParser, encode
 from .response import EventStreamResponse, raise_failures
+from .stats import get_stats
 
-__all__ = ["aread_events", "read_events"]
+__all__ = ["aread_events", "read_events", "when_subscribed"]
+
+T = TypeVar("T")
+
+#: Seconds between two looks at the subscription count in :func:`when_subscribed`.
+_LOOK_EVERY = 0.01
 
 
 class _Reader:
@@ -99,3 +108,35 @@ async def aread_events(response: Any, count: int, *, timeout: float = 5.0) -> li
     finally:
         raise_failures.reset(raising)
     return reader.events[:count]
+
+
+def when_subscribed(
+    action: Callable[[], T], *, streams: int = 1, timeout: float = 10.0
+) -> concurrent.futures.Future[T]:
+    """Call ``action`` on a thread of its own once ``streams`` streams of this process are
+    subscribed to their channels; its result (or what it raised) is the returned future's.
+
+    A channel stream subscribes when it is first read, not when its view returns: start this,
+    then read the response, e.g. ``when_subscribed(lambda: publish("chat", "hi"))`` before
+    ``read_events(response, 1)``. ``streams`` counts every subscribed stream of the process
+    (:attr:`django_sse.stats.Stats.subscribed`). If they are not all subscribed within
+    ``timeout`` seconds, ``action`` is not called and the future raises ``TimeoutError``.
+    The thread's database connections are closed when it ends.
+    """
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            while (subscribed := get_stats().subscribed) < streams:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{subscribed} of {streams} streams subscribed within {timeout} s")
+                time.sleep(_LOOK_EVERY)
+            future.set_result(action())
+        except BaseException as exc:
+            future.set_exception(exc)
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=run, name="django_sse.testing.when_subscribed", daemon=True).start()
+    return future

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
+
+if TYPE_CHECKING:
+    from django_sse import Event
 
 #: The streams of the test project: EventStreamView.stream() sync or async, and hand-built
 #: StreamingHttpResponses (sync or async) that only the middleware makes stream per event.
@@ -80,29 +83,9 @@ def assert_each_event_arrived_when_yielded(received: Received, count: int) -> No
             assert arrived < data[i + 1]["t"], f"event {i} arrived only after event {i + 1} was yielded"
 
 
-def when_subscribed(
-    action: Callable[[], object], *, streams: int = 1, timeout: float = 10.0
-) -> threading.Thread:
-    """Call ``action`` on a thread of its own once ``streams`` streams of this process are subscribed
-    to channels (waited on, bounded by ``timeout``; if they never are, it is not called and the
-    test's read times out).
-
-    For a response read on the test's own thread: its stream subscribes only once it is read.
-    """
-
-    from django_sse.stats import get_stats
-
-    def run():
-        if wait_for(lambda: get_stats().subscribed >= streams, timeout=timeout, interval=0.01):
-            action()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
-def publish_when_subscribed(channel: str, values: list[str], *, streams: int = 1) -> threading.Thread:
+def publish_when_subscribed(channel: str, values: list[str], *, streams: int = 1) -> Future[list[Event]]:
     """Publish ``values`` to ``channel``, in order, once ``streams`` streams are subscribed."""
     from django_sse import publish
+    from django_sse.testing import when_subscribed
 
     return when_subscribed(lambda: [publish(channel, value) for value in values], streams=streams)

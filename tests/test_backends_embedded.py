@@ -154,7 +154,7 @@ def test_history_on_a_rolled_back_publish_is_never_sent(loop):
 @stored
 def test_history_on_a_failed_wakeup_is_logged_and_this_process_gets_the_event(loop, caplog, monkeypatch):
     backend = get_backend()
-    assert isinstance(backend.feed, StoredFeed)
+    assert isinstance(backend, EmbeddedBackend) and isinstance(backend.feed, StoredFeed)
     subscription, _ = loop.subscribe()
 
     def announce(position: int) -> None:

@@ -24,8 +24,8 @@ from django_sse.signing import (
     sign_subscription,
     verify_subscription,
 )
-from django_sse.testing import read_events
-from tests.sse_client import publish_when_subscribed, when_subscribed
+from django_sse.testing import read_events, when_subscribed
+from tests.sse_client import publish_when_subscribed
 
 # sign/verify
 

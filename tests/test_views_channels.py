@@ -15,8 +15,8 @@ from django_sse.backends import get_backend
 from django_sse.backends.embedded import EmbeddedBackend, StoredFeed
 from django_sse.event import EventParser
 from django_sse.models import StoredEvent
-from django_sse.testing import aread_events, read_events
-from tests.sse_client import publish_when_subscribed, wait_for, when_subscribed
+from django_sse.testing import aread_events, read_events, when_subscribed
+from tests.sse_client import publish_when_subscribed, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,7 +209,7 @@ def test_a_new_channel_starts_from_now_while_other_channels_are_streamed():
     # A stream stays open on another channel, so the dispatcher keeps running meanwhile.
     with ThreadPoolExecutor(1) as pool:
         busy = pool.submit(read_events, Client().get("/room/busy/"), 2)
-        publish_when_subscribed("busy", ["tick"]).join()
+        publish_when_subscribed("busy", ["tick"]).result(timeout=15)
         old = [publish("quiet", f"old {i}") for i in range(3)]
         # The dispatcher reads past them (nobody listens to "quiet" yet): its position, private.
         backend = get_backend()
