@@ -79,6 +79,9 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:  # read by the test already, or never: nothing more comes
+            pipe.close()
 
 
 def free_port() -> int:

@@ -110,6 +110,29 @@ def test_close_removes_the_socket(tmp_path: Path) -> None:
     assert os.listdir(directory) == []
 
 
+def socket_fds() -> set[str]:
+    """This process's open sockets, as /proc shows them."""
+    fds = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                fds.add(fd)
+        except FileNotFoundError:  # the fd of listdir itself, closed meanwhile
+            pass
+    return fds
+
+
+def test_close_releases_every_socket_and_a_later_wakeup_is_harmless(tmp_path: Path) -> None:
+    before = socket_fds()
+    waker = wakeup.SocketWakeup(str(tmp_path / "wake"))
+    bound(waker)
+    assert len(socket_fds() - before) == 2  # its own, and the one it sends from
+    waker.close()
+    assert socket_fds() - before == set()
+    waker.set()  # a publish that commits after its backend was replaced
+    waker.announce(5)
+
+
 def test_a_directory_not_private_is_not_used(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     directory = tmp_path / "wake"
     directory.mkdir(mode=0o777)
@@ -151,6 +174,7 @@ def test_for_database_on_the_test_database() -> None:
     waker = wakeup.for_database("default")
     assert isinstance(waker, wakeup.SocketWakeup)
     assert waker.directory == wakeup.socket_directory(connection.settings_dict["NAME"])
+    waker.close()
 
 
 def test_in_memory_databases_wake_only_their_process(tmp_path: Path) -> None:
@@ -159,3 +183,4 @@ def test_in_memory_databases_wake_only_their_process(tmp_path: Path) -> None:
     uri = wakeup.for_sqlite(f"file:{tmp_path / 'db.sqlite3'}?cache=shared")
     assert isinstance(uri, wakeup.SocketWakeup)
     assert uri.directory == wakeup.socket_directory(str(tmp_path / "db.sqlite3"))
+    uri.close()

@@ -19,6 +19,7 @@ storing the event; when pings come back, the backend resumes by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -101,6 +102,8 @@ class ChannelLayerBackend(BaseBackend):
         #: How many times the layer was found unreachable.
         self.outages = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
         self._channel_name = ""
         self._groups: set[str] = set()
         self._pong: asyncio.Event | None = None
@@ -157,7 +160,10 @@ class ChannelLayerBackend(BaseBackend):
                 self._groups.add(channel)
 
     async def _leave_unused(self) -> None:
-        for channel in self._groups - self.hub.channels() - {REVOCATION_CHANNEL}:
+        await self._leave(self._groups - self.hub.channels() - {REVOCATION_CHANNEL})
+
+    async def _leave(self, channels: Iterable[str]) -> None:
+        for channel in list(channels):
             self._groups.discard(channel)
             await self.layer.group_discard(group_name(channel), self._channel_name)
 
@@ -169,12 +175,10 @@ class ChannelLayerBackend(BaseBackend):
             if self._loop is None:
                 self._ready_by = time.monotonic() + self.settings.ping_interval
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=self._loop.run_until_complete,
-                    args=(self._listen(),),
-                    name=f"{THREAD_PREFIX}-layer",
-                    daemon=True,
-                ).start()
+                self._thread = threading.Thread(
+                    target=self._serve, args=(self._loop,), name=f"{THREAD_PREFIX}-layer", daemon=True
+                )
+                self._thread.start()
         # Callers wait for the listener's first PING_INTERVAL at most, not each as long again.
         if not self._ready.wait(max(0.0, self._ready_by - time.monotonic())):
             raise TimeoutError("the channel layer gave no channel yet")
@@ -186,6 +190,15 @@ class ChannelLayerBackend(BaseBackend):
             return future.result(timeout=self.settings.ping_interval)
         finally:
             future.cancel()
+
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._task = loop.create_task(self._listen())
+        try:
+            with contextlib.suppress(asyncio.CancelledError):  # by stop()
+                loop.run_until_complete(self._task)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
     async def _listen(self) -> None:
         self._pong = asyncio.Event()
@@ -215,6 +228,9 @@ class ChannelLayerBackend(BaseBackend):
                     self._pong.set()
         finally:
             pinger.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                # Stopped: leave the groups now, rather than let the layer expire them.
+                await asyncio.wait_for(self._leave(self._groups), self.settings.ping_interval)
 
     async def _ping_forever(self) -> None:
         assert self._pong is not None
@@ -243,6 +259,17 @@ class ChannelLayerBackend(BaseBackend):
 
     def stop(self) -> None:
         self.dispatcher.stop()
+        with self._lock:
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has ended already
+            loop.call_soon_threadsafe(self._end_listener)
+        thread.join(2 * self.settings.ping_interval)  # it leaves its groups first, within one
+
+    def _end_listener(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
     def _mark_down(self, exc: BaseException) -> None:
         if self.available:

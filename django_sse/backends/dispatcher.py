@@ -69,6 +69,8 @@ class Dispatcher:
             with self._lock:
                 if self._wakeup is None:
                     self._wakeup = self._make_wakeup()
+                    if self._stopped:  # made after stop() (a late commit): nobody waits on it
+                        self._wakeup.close()
         return self._wakeup
 
     def add(self, subscription: Subscription) -> int:
@@ -119,9 +121,11 @@ class Dispatcher:
 
     def stop(self) -> None:
         """End the dispatcher's thread."""
-        self._stopped = True
-        if self._wakeup is not None:
-            self._wakeup.close()
+        with self._lock:
+            self._stopped = True
+            waker = self._wakeup
+        if waker is not None:
+            waker.close()
 
     def _run(self) -> None:
         waker = self.wakeup

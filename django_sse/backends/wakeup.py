@@ -215,6 +215,7 @@ class SocketWakeup:
             sock, self._sock = self._sock, None
             self.directory = ""
         self._local.set()
+        self._sender.close()  # a set() or announce() after this fails quietly, as a full socket does
         if sock is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._path)
