@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple, TypeVar
+from typing import IO, Any, NamedTuple, TypeVar, cast
 
 import httpx
 
@@ -317,6 +317,48 @@ class BodyDecoder:
         return b"".join(out)
 
 
+class ResponseReader(asyncio.Protocol):
+    """One HTTP/1.1 response read over a raw socket by a client process: writes ``request`` once
+    connected, buffers the response head until it is whole, then hands the body on as the application
+    wrote it (:class:`BodyDecoder`: chunked framing undone, gzip inflated if ``Content-Encoding`` says
+    so). Subclasses add their own logic in :meth:`started` and :meth:`body_received`."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.transport: asyncio.Transport | None = None
+        self.head = b""  # the response head so far, until it is whole
+        self.status = 0  # the response status, once the head is in
+        self.gzip = False  # whether the body is gzip'd (Content-Encoding), once the head is in
+        self.decoder: BodyDecoder | None = None  # once the head is in
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no asyncio.Transport subclass
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.decoder is None:
+            self.head += data
+            head = split_head(self.head)
+            if head is None:
+                return
+            self.status, headers, data = head
+            self.head = b""
+            self.gzip = headers.get("content-encoding") == "gzip"
+            self.decoder = BodyDecoder(headers.get("transfer-encoding") == "chunked", self.gzip)
+            if not self.started(self.status, headers):
+                return
+        self.body_received(self.decoder.feed(data), len(data))
+
+    def started(self, status: int, headers: dict[str, str]) -> bool:
+        """Called once, when the head is in (``headers``: names and values lower-cased); ``False``
+        drops the body bytes that came with the head (e.g. after closing the transport)."""
+        return True
+
+    def body_received(self, body: bytes, wire: int) -> None:
+        """Called for every read of the body: ``body`` decoded (it may be empty, e.g. a chunk-size
+        line or a gzip header on its own), from ``wire`` bytes on the wire."""
+
+
 class Child:
     """A helper process (``argv``, from the repository root) driven through its stdin and read through
     the JSON lines (see ``emit()``) on its stdout; ``name`` says which in errors."""
@@ -536,10 +578,17 @@ def delivery_result(live: Sequence[CountingStream], counts: Sequence[int], expec
     }
 
 
-def run_client(client: Callable[[dict[str, Any]], Coroutine[Any, Any, None]], config: str) -> None:
-    """A client process's main: ``client(cfg)`` on uvloop (if installed), with room for its sockets."""
+def run_client(
+    client: Callable[[dict[str, Any]], Coroutine[Any, Any, None]], config: str, *, sockets: int | None = None
+) -> None:
+    """A client process's main: ``client(cfg)`` (``cfg``: the JSON ``config``) on uvloop (if installed),
+    with room for its sockets: RLIMIT_NOFILE raised for ``sockets`` of them, by default
+    ``cfg["clients"]`` if the config has it, else left as the process inherited it."""
     cfg = json.loads(config)
-    raise_nofile(cfg["clients"])
+    if sockets is None:
+        sockets = cfg.get("clients")
+    if sockets is not None:
+        raise_nofile(sockets)
     run_on_client_loop(client(cfg))
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import socket
@@ -36,24 +35,23 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from harness import (
     CLIENT_FLAG,
     POLL,
     REPO_ROOT,
-    BodyDecoder,
     ClientProcess,
+    ResponseReader,
     bench_env,
-    client_loop_factory,
     emit,
     log_tail,
     open_fds,
     raise_nofile,
     rss_kib,
+    run_client,
     serve,
-    split_head,
     threads,
     wait_until,
 )
@@ -64,41 +62,29 @@ MOMENTS = ("connect", "request", "headers", "event", "random", "replay")
 OTHER_ROOMS = 50  # room.c0 .. room.c49: subscribed to and left by the churn
 SETTLE = 15.0  # seconds the server has, once every client has gone, to be back to where it started
 CATCH_UP = 60.0  # seconds the readers have, once publishing stops, to reach the last id
+SOCKETS = 4096  # RLIMIT_NOFILE room, for the client process and the servers (which inherit it)
 
 
 # ============================================================ client side
 
 
-class Stream(asyncio.Protocol):
+class Stream(ResponseReader):
     """One ``EventSource``-like connection over a raw socket: the ids of the complete events it read."""
 
     def __init__(self, request: bytes) -> None:
-        self.request = request
-        self.transport: asyncio.Transport | None = None
-        self.head = b""
-        self.decoder: BodyDecoder | None = None
-        self.body = b""
+        super().__init__(request)
+        self.body = b""  # decoded body not yet split into events
         self.ids: list[int] = []
         self.headers = asyncio.Event()  # set at the response headers, or when the connection ends
         self.event = asyncio.Event()  # set at the first complete event, or when the connection ends
         self.lost = asyncio.Event()
-        self.status = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no asyncio.Transport subclass
-        self.transport.write(self.request)
+    def started(self, status: int, headers: dict[str, str]) -> bool:
+        self.headers.set()
+        return True
 
-    def data_received(self, data: bytes) -> None:
-        if self.decoder is None:
-            self.head += data
-            head = split_head(self.head)
-            if head is None:
-                return
-            self.status, headers, data = head
-            self.head = b""
-            self.decoder = BodyDecoder(headers.get("transfer-encoding") == "chunked", gzip=False)
-            self.headers.set()
-        self.body += self.decoder.feed(data)
+    def body_received(self, body: bytes, wire: int) -> None:
+        self.body += body
         *events, self.body = self.body.split(b"\n\n")
         for block in events:
             fields = block.split(b"\n")
@@ -283,13 +269,6 @@ async def _client(cfg: dict[str, Any]) -> None:
         slow=[_report(v, published) for v in verified[cfg["readers"] :]],
     )
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "exit"
-
-
-def client_main(config: str) -> None:
-    raise_nofile(4096)
-    asyncio.set_event_loop_policy(None)
-    loop = client_loop_factory()()
-    loop.run_until_complete(_client(json.loads(config)))
 
 
 # ============================================================ benchmark side
@@ -483,7 +462,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32000, help="bytes of data per event")
     parser.add_argument("--buffer-kib", type=int, default=256, help="CLIENT_BUFFER_BYTES, in KiB")
     args = parser.parse_args()
-    raise_nofile(4096)
+    raise_nofile(SOCKETS)
     print(
         f"soak: {args.churn} churn tasks, {args.readers} readers, {args.slow} slow readers, "
         f"{args.rate:g} publishes/s of {args.size} B, CLIENT_BUFFER_BYTES {args.buffer_kib} KiB"
@@ -496,6 +475,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == CLIENT_FLAG:
-        client_main(sys.argv[2])
+        run_client(_client, sys.argv[2], sockets=SOCKETS)
     else:
         main()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import platform
@@ -32,8 +31,8 @@ from harness import (
     CLOCK_TICKS,
     POLL,
     REPO_ROOT,
-    BodyDecoder,
     ClientProcess,
+    ResponseReader,
     Server,
     bench_env,
     cpu_seconds,
@@ -43,9 +42,8 @@ from harness import (
     percentile,
     raise_nofile,
     rss_kib,
-    run_on_client_loop,
+    run_client,
     serve,
-    split_head,
     threads,
 )
 
@@ -72,18 +70,13 @@ CONNECT_CONCURRENCY = 200  # connections being opened at once by the client proc
 # ============================================================ client side
 
 
-class _Reader(asyncio.Protocol):
+class _Reader(ResponseReader):
     """One stream over a raw socket, read as a browser would: counts the blocks (events, each ending in
     a blank line) of the decoded body and notes when the first body bytes and the first complete event
     with data arrived."""
 
     def __init__(self, request: bytes) -> None:
-        self.request = request
-        self.transport: asyncio.BaseTransport | None = None
-        self.head = b""
-        self.status = 0
-        self.gzip = False
-        self.decoder: BodyDecoder | None = None
+        super().__init__(request)
         self.body_at: float | None = None  # monotonic time of the first decoded body bytes
         self.data_at: float | None = None  # ... and of the end of the first event with a data line
         self.data_wall = 0.0  # time.time() of the same
@@ -96,27 +89,16 @@ class _Reader(asyncio.Protocol):
         self.closed = False
         self.error = ""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        transport.write(self.request)  # type: ignore[attr-defined]
+    def started(self, status: int, headers: dict[str, str]) -> bool:
+        if status == 200:
+            return True
+        self.error = f"HTTP {status}"
+        assert self.transport is not None
+        self.transport.close()
+        return False
 
-    def data_received(self, data: bytes) -> None:
-        if self.decoder is None:
-            self.head += data
-            head = split_head(self.head)
-            if head is None:
-                return
-            self.status, headers, data = head
-            self.head = b""
-            self.gzip = headers.get("content-encoding") == "gzip"
-            self.decoder = BodyDecoder(headers.get("transfer-encoding") == "chunked", self.gzip)
-            if self.status != 200:
-                self.error = f"HTTP {self.status}"
-                assert self.transport is not None
-                self.transport.close()
-                return
-        self.wire += len(data)
-        body = self.decoder.feed(data)
+    def body_received(self, body: bytes, wire: int) -> None:
+        self.wire += wire
         if not body:
             return
         if self.body_at is None:
@@ -278,9 +260,9 @@ CLIENT_MODES: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] =
 }
 
 
-def client_main(config: str) -> None:
-    cfg = json.loads(config)
-    run_on_client_loop(CLIENT_MODES[cfg["mode"]](cfg))
+async def _client(cfg: dict[str, Any]) -> None:
+    """The client process: the mode ``cfg["mode"]`` says (its RLIMIT_NOFILE inherited from main())."""
+    await CLIENT_MODES[cfg["mode"]](cfg)
 
 
 # ============================================================ orchestration
@@ -788,6 +770,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == [CLIENT_FLAG]:
-        client_main(sys.argv[2])
+        run_client(_client, sys.argv[2])
     else:
         main()
