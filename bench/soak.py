@@ -316,10 +316,12 @@ def stats(base: str, trim: bool = False, objects: bool = False) -> dict[str, Any
 
 
 def snapshot(pid: int, base: str, db: str, trim: bool = False) -> Snapshot:
-    fds = open_fds(pid)  # before the stats request, whose socket the server may not have closed yet
+    # Before the stats request, whose socket the server may not have closed yet, and whose worker
+    # thread may not have ended.
+    fds, running = open_fds(pid), threads(pid)
     counts = stats(base, trim, objects=True)
     return Snapshot(
-        threads=threads(pid),
+        threads=running,
         fds=len(fds),
         sockets=sum(target.startswith("socket:") for target in fds),
         db_files=sum(target.startswith(db) for target in fds),
