@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from django_sse.diagnostics import (
+from django_sse.diagnostics.judge import (
     CODES,
     EXIT_FAILED,
     EXIT_NOT_CHECKED,
@@ -19,11 +19,10 @@ from django_sse.diagnostics import (
     INFO,
     OK,
     WARN,
-    Arrival,
-    Recording,
     Report,
     diagnose,
 )
+from django_sse.diagnostics.record import Arrival, Recording
 from django_sse.event import Event
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "api" / "diagnostics.rst"
