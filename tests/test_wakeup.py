@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from django_sse.backends import wakeup
+from tests.sse_client import wait_for
 
 
 def wait_in_thread(waker: wakeup.Wakeup, timeout: float) -> tuple[threading.Thread, list[Any]]:
@@ -184,3 +185,16 @@ def test_in_memory_databases_wake_only_their_process(tmp_path: Path) -> None:
     assert isinstance(uri, wakeup.SocketWakeup)
     assert uri.directory == wakeup.socket_directory(str(tmp_path / "db.sqlite3"))
     uri.close()
+
+
+def test_close_while_the_dispatcher_waits_wakes_it_and_then_releases_the_socket(tmp_path: Path) -> None:
+    before = socket_fds()
+    waker = wakeup.SocketWakeup(str(tmp_path / "wake"))
+    bound(waker)
+    thread, result = wait_in_thread(waker, 30)  # waits in select() on its socket
+    assert wait_for(lambda: waker._waiting == 1, timeout=5, interval=0.001)
+    waker.close()
+    thread.join(5)
+    assert not thread.is_alive() and result[0] is None and result[1] < 5  # woken, not failed
+    assert socket_fds() - before == set()
+    assert os.listdir(tmp_path / "wake") == []

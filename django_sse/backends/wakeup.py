@@ -143,6 +143,8 @@ class SocketWakeup:
         self._sock: socket.socket | None = None  # bound on the first wait(): only readers need one
         self._path = ""
         self._local = threading.Event()
+        self._closed = False
+        self._waiting = 0  # threads in select() on the socket, which only they may close then
         self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender.setblocking(False)
 
@@ -175,12 +177,23 @@ class SocketWakeup:
         if self._local.is_set():
             self._local.clear()
             return None
-        readable, _, _ = select.select([sock], [], [], timeout)
-        if self._local.is_set():
-            self._local.clear()
-            _drain(sock)
-            return None
-        return _drain(sock) if readable else None
+        with self._lock:
+            if self._closed:
+                return None  # close() has closed the socket
+            self._waiting += 1
+        try:
+            readable, _, _ = select.select([sock], [], [], timeout)
+            if self._local.is_set():
+                self._local.clear()
+                _drain(sock)
+                return None
+            return _drain(sock) if readable else None
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                orphaned = self._closed and not self._waiting
+            if orphaned:  # closed while this thread waited on it: closing it then could reuse its fd
+                sock.close()
 
     def set(self) -> None:
         self._local.set()
@@ -214,12 +227,18 @@ class SocketWakeup:
         with self._lock:
             sock, self._sock = self._sock, None
             self.directory = ""
+            self._closed = True
+            waiting = self._waiting
         self._local.set()
-        self._sender.close()  # a set() or announce() after this fails quietly, as a full socket does
         if sock is not None:
+            if waiting:  # wake the thread in select(): it closes the socket when select() returns
+                with contextlib.suppress(OSError):  # full: it is awake already
+                    self._sender.sendto(b"", self._path)
             with contextlib.suppress(OSError):
                 os.unlink(self._path)
-            sock.close()
+            if not waiting:
+                sock.close()
+        self._sender.close()  # a set() or announce() after this fails quietly, as a full socket does
 
 
 def _own_directory(directory: str) -> bool:
