@@ -232,7 +232,8 @@ def resume(last_event_id: str | None, position: int) -> Resume:
 def prune(*, max_events: int | None, max_age: datetime.timedelta | None) -> int:
     """Delete the oldest events beyond ``max_events`` or older than ``max_age``; return how many.
 
-    Always a prefix of ids, so that a gap in history can be told apart from a pruned past.
+    Always a prefix of ids, so that a gap in history can be told apart from a pruned past, and
+    never the newest event.
     """
     cutoff = 0
     if max_events is not None:
@@ -241,7 +242,10 @@ def prune(*, max_events: int | None, max_age: datetime.timedelta | None) -> int:
     if max_age is not None:
         old = StoredEvent.objects.filter(created__lt=timezone.now() - max_age)
         cutoff = max(cutoff, old.aggregate(newest=Max("id"))["newest"] or 0)
-    if not cutoff:
+        # The newest event stays, however old: it is how a process that starts later knows which
+        # ids were issued, so that a client that has it resumes instead of getting an "unknown" reset.
+        cutoff = min(cutoff, newest_id() - 1)
+    if cutoff <= 0:
         return 0
     deleted: int = StoredEvent.objects.filter(id__lte=cutoff).delete()[0]
     return deleted

@@ -137,3 +137,15 @@ def test_rows_announced_is_cut_to_max_bytes_keeping_one_event():
     assert ids(rows) == [e.id for e in big[:2]] and more
     rows, more = announced(["c"], 0, int(big[-1].id or 0), max_bytes=10)
     assert ids(rows) == [big[0].id] and more
+
+
+def test_pruning_by_age_keeps_the_newest_event_so_an_up_to_date_client_is_not_reset():
+    # Everything is older than MAX_AGE (a quiet day): a client that has the newest event has
+    # missed nothing, and a server process that starts now must still know that id was issued.
+    events = store(3)
+    StoredEvent.objects.update(created=timezone.now() - datetime.timedelta(hours=2))
+    assert history.prune(max_events=None, max_age=datetime.timedelta(hours=1)) == 2
+    assert history.newest_id() == id_of(events[-1])
+    assert history.resume(events[-1].id, history.newest_id()) == history.Resume(id_of(events[-1]))
+    assert history.resume(events[0].id, history.newest_id()).reason == "expired"
+    assert history.prune(max_events=None, max_age=datetime.timedelta(hours=1)) == 0  # still the newest
