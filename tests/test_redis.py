@@ -116,7 +116,8 @@ def test_every_client_on_every_process_gets_every_event_once_in_order(cluster):
         assert process.wait(timeout=60) == 0
         results = [client.result(timeout=90) for client in clients]
     assert process.stdout is not None
-    published = [line.split() for line in process.stdout.read().splitlines()]
+    with process.stdout:
+        published = [line.split() for line in process.stdout.read().splitlines()]
     expected = [(event_id, seq) for seq, (event_id, status) in enumerate(published)]
     assert all(status == "ok" for _, status in published)
     assert len(pids) == 3, f"clients reached only server processes {pids}"  # 2 uvicorn workers + daphne
@@ -146,7 +147,8 @@ def test_redis_restart_while_publishing_loses_and_repeats_nothing(redis, cluster
         restarted = start_redis(port=redis.port)
         redis.process = restarted.process
         assert process.wait(timeout=60) == 0
-        published += [line.split() for line in process.stdout.read().splitlines()]
+        with process.stdout:
+            published += [line.split() for line in process.stdout.read().splitlines()]
         results = [client.result(timeout=120) for client in clients]
     expected = [(event_id, seq) for seq, (event_id, _) in enumerate(published)]
     for received in results:

@@ -98,7 +98,8 @@ def test_reconnecting_across_channels_during_publishing_loses_and_repeats_nothin
     finally:
         publisher.wait(timeout=60)
     assert publisher.stdout is not None
-    published = [line.split() for line in publisher.stdout.read().splitlines()]
+    with publisher.stdout:
+        published = [line.split() for line in publisher.stdout.read().splitlines()]
     expected = [(event_id, int(seq)) for event_id, name, seq in published if name in (a, b)]
     assert received == expected
 
