@@ -20,12 +20,13 @@ from django.db import transaction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from django_sse import PublishError, publish
+from django_sse import PublishError, history, publish
 from django_sse.backends import get_backend, reset_backend
 from django_sse.backends.channel_layer import CONNECTION_ERRORS, ChannelLayerBackend, group_name
 from django_sse.channel_names import MAX_LENGTH
 from django_sse.delivery.bridge import THREAD_PREFIX
 from django_sse.delivery.hub import REVOCATION_CHANNEL, Closed, Unavailable
+from django_sse.event import Event
 from django_sse.models import StoredEvent
 
 BACKEND = "django_sse.backends.channel_layer.ChannelLayerBackend"
@@ -251,3 +252,14 @@ def test_stop_ends_the_dispatcher_and_the_listener_and_leaves_the_groups(setup: 
         thread.join(5)
     assert not [thread for thread in started if thread.is_alive()]
     assert group_name("news") not in layer.groups and group_name(REVOCATION_CHANNEL) not in layer.groups
+
+
+@with_database
+def test_a_publish_through_a_stopped_backend_raises_publish_error(setup: Setup) -> None:
+    # As an on_commit publish does once its backend was replaced (a DJANGO_SSE change).
+    backend = setup.start()
+    setup.reader(["news"])  # the listener runs
+    backend.stop()
+    event = history.store("news", Event(data="late"))
+    with pytest.raises(PublishError, match="the backend has stopped"):
+        backend.publish("news", event)

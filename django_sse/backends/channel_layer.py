@@ -185,6 +185,9 @@ class ChannelLayerBackend(BaseBackend):
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         assert self._loop is not None
+        if self._loop.is_closed():  # stop()ped: e.g. an on_commit publish after a settings change
+            coroutine.close()
+            raise RuntimeError("the backend has stopped")
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result(timeout=self.settings.ping_interval)
