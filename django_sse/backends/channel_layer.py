@@ -185,10 +185,11 @@ class ChannelLayerBackend(BaseBackend):
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         assert self._loop is not None
-        if self._loop.is_closed():  # stop()ped: e.g. an on_commit publish after a settings change
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        except RuntimeError as exc:  # its loop is closed: stop()ped (a publish on_commit after a reset)
             coroutine.close()
-            raise RuntimeError("the backend has stopped")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+            raise RuntimeError("the backend has stopped") from exc
         try:
             return future.result(timeout=self.settings.ping_interval)
         finally:
